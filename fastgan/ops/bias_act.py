@@ -265,9 +265,13 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
             dummy if y is None else y, dummy if dy is None else dy, dummy if ddx is None else ddx,
             n, inner, channels, float(alpha), float(gain), inv_gain, float(clamp), params,
             MODE=mode, ACT=spec.id, REF_X=ref_x, HAS_B=b is not None, HAS_CLAMP=clamp >= 0,
-            BIAS_PER_BLOCK=b is not None and inner % block == 0, INT64=n >= 2**31 - block,
+            BIAS_PER_BLOCK=b is not None and inner % block == 0, INT64=n >= _INT64_THRESHOLD - block,
             BLOCK=block, num_warps=num_warps)
     return out
+
+
+# From here on int32 offsets (start + arange(BLOCK)) could overflow: use the 64-bit kernel variant.
+_INT64_THRESHOLD = 2 ** 31
 
 
 class _nullcontext:
