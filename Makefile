@@ -1,0 +1,44 @@
+# fastgan: `make test` and `make bench` do all set-up themselves on a fresh Linux machine
+# (Python >= 3.10, no GPU needed).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+export TRITON_DEFAULT_FP_FUSION ?= 1
+
+.PHONY: test test-cpu test-interpret test-gpu bench bench-gpu setup build-cuda clean
+
+setup: $(VENV)/.fastgan-installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is installed only when it is not importable (never a second torch: on CI .ci/run has
+# installed torch==2.13.0 already).  The package installs without build isolation so its build
+# never pulls another torch; the CUDA extension is built only where nvcc and a CUDA torch exist.
+$(VENV)/.fastgan-installed: $(VENV)/bin/python setup.py
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch
+	$(PIP) install -q setuptools wheel triton numpy pytest pytest-benchmark tqdm matplotlib
+	$(PIP) install -q --no-build-isolation -e '.[test]'
+	@touch $@
+
+# The whole CPU suite: the compiled pass, then the Triton-interpreter pass (TRITON_INTERPRET must be
+# set before triton is imported, hence a second process).  Any non-zero pytest exit -- including
+# 5, "no tests collected" -- fails the target.
+test: setup
+	$(PYTEST) tests -m "not interpret"
+	TRITON_INTERPRET=1 $(PYTEST) tests -m interpret
+
+test-gpu: setup
+	FASTGAN_REQUIRE_ALL_BACKENDS=$${FASTGAN_REQUIRE_ALL_BACKENDS:-0} $(PYTEST) tests -m "gpu or aot or cuda_build"
+
+# Benchmarks on the best device present (a reduced ref/eager/compile set on CPU-only machines).
+bench: setup
+	$(PY) -m bench.run
+
+build-cuda: setup
+	FASTGAN_BUILD_CUDA=1 $(PIP) install --no-build-isolation -e '.[test]'
+
+clean:
+	rm -rf build *.egg-info fastgan/_C*.so
