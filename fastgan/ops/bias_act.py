@@ -122,7 +122,7 @@ def _ref_act(s, act, alpha):
     if act == "relu":
         return torch.relu(s)
     if act == "lrelu":
-        return torch.where(s < 0, s * alpha, s)
+        return torch.nn.functional.leaky_relu(s, alpha)
     if act == "tanh":
         return torch.tanh(s)
     if act == "sigmoid":
@@ -208,7 +208,8 @@ def _ref_d2_y(yy, act, alpha):
 
 
 def _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp):
-    """Same contract as the kernels (see kernels/bias_act.py), written with torch ops."""
+    """Same contract as the kernels (see kernels/bias_act.py), written with torch ops; returns the
+    result, which may be a fresh tensor rather than ``out``."""
     cdt = _compute_dtype(out.dtype)
     if mode == 0:
         v = _ref_act(_ref_s(x, b, dim), act, alpha) * gain
@@ -229,7 +230,7 @@ def _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, 
         v = g * d
         if clamp >= 0:
             v = torch.where(y.abs() >= clamp, 0.0, v)
-    out.copy_(v)
+    return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,8 +242,11 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
     if out.numel() == 0:
         return out
     if impl == "ref":
-        _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp)
-        return out
+        v = _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp)
+        fresh = all(t is None or t.data_ptr() != v.data_ptr() for t in (x, y, dy, ddx))
+        if fresh and v.dtype == out.dtype and v.stride() == out.stride():
+            return v  # skip a copy (an op must never return an alias of its input: checked above)
+        return out.copy_(v)
     inner, channels = _inner_channels(out, dim)
     inv_gain = 1.0 / gain if gain != 0 else 0.0
     spec = ACTIVATIONS[act]
@@ -473,3 +477,8 @@ def fused_leaky_relu(x: Tensor, bias: Optional[Tensor] = None, negative_slope: f
     bias along dim 1.  Unlike the original (which hard-codes 0.2 on CPU), negative_slope is
     honoured on every device and backend."""
     return bias_act(x, bias, dim=1, act="lrelu", alpha=negative_slope, gain=scale, impl=impl)
+
+
+# NVlabs code calls the op as `bias_act.bias_act(...)` on the imported module; with
+# `from fastgan.ops import bias_act` that spelling keeps working unchanged.
+bias_act.bias_act = bias_act

@@ -1,0 +1,1 @@
+"""Benchmarks for fastgan ops: `python -m bench.run` (see bench/README.md)."""
