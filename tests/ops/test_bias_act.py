@@ -212,6 +212,12 @@ def test_fused_leaky_relu_matches_rosinality_formula(slope):
                                torch.nn.functional.leaky_relu(x, slope))
 
 
+def test_nvlabs_module_spelling():
+    x, b = _rand((2, 3, 4)), _rand((3,))
+    torch.testing.assert_close(bias_act.bias_act(x, b, act="lrelu", clamp=1.0),
+                               bias_act(x, b, act="lrelu", clamp=1.0))
+
+
 # ---------------------------------------------------------------------------------------------
 # torch.library registration
 # ---------------------------------------------------------------------------------------------
