@@ -201,7 +201,7 @@ def _ref_d2_y(yy, act, alpha):
     if act == "sigmoid":
         return 1 - 2 * yy
     if act in ("elu", "selu"):
-        return (yy <= 0).to(yy.dtype)
+        return torch.where(yy > 0, 0.0, 1.0).to(yy.dtype)
     if act == "softplus":
         return torch.exp(-yy)
     return torch.zeros_like(yy)
@@ -241,6 +241,10 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
     """Fill ``out`` (dense; every other given tensor has its layout) with one elementwise pass."""
     if out.numel() == 0:
         return out
+    if mode != 0 and clamp >= 0:
+        # Only the rounded output is saved, and a saturated element holds clamp rounded to the
+        # element dtype (bf16(0.7) = 0.6992...): test saturation against that same rounded value.
+        clamp = float(torch.tensor(clamp, dtype=out.dtype))
     if impl == "ref":
         v = _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp)
         fresh = all(t is None or t.data_ptr() != v.data_ptr() for t in (x, y, dy, ddx))

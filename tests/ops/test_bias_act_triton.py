@@ -107,3 +107,17 @@ def test_nan_and_inf(act):
 def test_empty():
     x = torch.empty(0, 3, 4)
     assert bias_act(x, torch.randn(3), act="lrelu", impl="triton").shape == (0, 3, 4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_clamp_mask_matches_reference(dtype):
+    # a saturated element stores clamp rounded to the dtype (bf16(0.7) < 0.7): both backends must
+    # treat it as saturated
+    x = (torch.randn(4, 8, 33) * 2).to(dtype).requires_grad_()
+    b = torch.randn(8).to(dtype)
+    grads = []
+    for impl in ("triton", "ref"):
+        (g,) = torch.autograd.grad(bias_act(x, b, act="linear", clamp=0.7, impl=impl).float().sum(), x)
+        grads.append(g)
+    assert (grads[1] == 0).any() and (grads[1] != 0).any()
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
