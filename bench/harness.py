@@ -367,6 +367,8 @@ def write_results(rows: list[dict], info: dict, copy_gbps: float, out_dir: str,
         json.dump(doc, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write(render_markdown(doc))
+    if not suffix:  # a full (not --quick) run becomes the README's "latest results"
+        update_readme(doc, stem + ".md")
     return [stem + ".json", stem + ".md"] + plot(doc, stem)
 
 
@@ -421,6 +423,41 @@ def render_markdown(doc: dict) -> str:
             lines.append(f"- {p}: {st} ({n}×): {why}")
         lines.append("")
     return "\n".join(lines)
+
+
+def readme_summary(doc: dict, md_name: str) -> str:
+    """A compact table for README.md: per op/variant/mode/dtype/format, the largest shape only,
+    each provider as ms and % of copy bandwidth."""
+    rows = [r for r in doc["rows"] if r["status"] in ("ok", "mismatch")]
+    provs = [p for p in PROVIDERS if any(r["provider"] == p for r in rows)]
+    lines = [f"{doc['device']} ({doc['device_kind']}), {doc['date']}, torch {doc['torch']}, "
+             f"copy bandwidth {doc['copy_gbps']:.1f} GB/s. Largest shape of each case; cell = "
+             f"median ms (% of copy bandwidth). Full tables: `bench/results/{md_name}`.", "",
+             "| case | dtype | format | shape | " + " | ".join(provs) + " |",
+             "|---|---|---|---|" + "---:|" * len(provs)]
+    key = lambda r: (r["op"], r["variant"], r["mode"], r["dtype"], r["memory_format"])  # noqa: E731
+    for (op, var, mode, dt, fmt), grp in _groups(rows, key).items():
+        big = max(grp, key=lambda r: r["bytes"])["shape_label"]
+        by = {r["provider"]: r for r in grp if r["shape_label"] == big}
+        cells = [f"{by[p]['ms']:.3g} ({by[p]['pct_copy']:.0f}%)" if p in by else "–" for p in provs]
+        lines.append(f"| {op} {var} {mode} | {dt} | {fmt} | {big} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(doc: dict, md_path: str, readme: str = "README.md") -> bool:
+    """Replace the text between the results markers of README.md with ``readme_summary``."""
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if not os.path.exists(readme):
+        return False
+    text = open(readme).read()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    body = readme_summary(doc, os.path.basename(md_path))
+    with open(readme, "w") as f:
+        f.write(f"{head}{begin}\n{body}\n{end}{tail}")
+    return True
 
 
 def plot(doc: dict, stem: str) -> list[str]:

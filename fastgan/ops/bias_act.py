@@ -221,15 +221,18 @@ def _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, 
             g = g * ddx.to(cdt)
         if ref_x:
             s = _ref_s(x, b, dim)
-            d = gain * (_ref_d1_s if mode == 1 else _ref_d2_s)(s, act, alpha)
+            v = g * (gain * (_ref_d1_s if mode == 1 else _ref_d2_s)(s, act, alpha))
         elif act == "linear":
-            d = gain
+            v = g * gain
+        elif mode == 1 and act in ("relu", "lrelu"):
+            # the StyleGAN hot path: one fused aten op (same semantics: y > 0 ? g : g * slope)
+            r = (y if gain > 0 else y * (1.0 / gain)).to(cdt)
+            v = torch.ops.aten.leaky_relu_backward(g * gain, r, alpha if act == "lrelu" else 0.0, True)
         else:
             yy = y.to(cdt) * (1.0 / gain)
-            d = gain * _ref_d1_y(yy, act, alpha) if mode == 1 else _ref_d2_y(yy, act, alpha)
-        v = g * d
+            v = g * (gain * _ref_d1_y(yy, act, alpha) if mode == 1 else _ref_d2_y(yy, act, alpha))
         if clamp >= 0:
-            v = torch.where(y.abs() >= clamp, 0.0, v)
+            v = v.masked_fill_(y.abs() >= clamp, 0.0)  # v is always a fresh tensor here
     return v
 
 
