@@ -183,6 +183,11 @@ def test_bad_dtype(dtype):
         bias_act(torch.ones(2, 3, dtype=dtype))
 
 
+def test_device_mismatch():
+    with pytest.raises(ValueError, match="b must be on x's device"):
+        bias_act(torch.randn(2, 3), torch.empty(3, device="meta"))
+
+
 def test_bad_rank_and_type():
     with pytest.raises(ValueError, match="at least 1 dimension"):
         bias_act(torch.tensor(1.0))
@@ -232,10 +237,11 @@ def _op_samples():
         (x, b, 1, "swish", 0.0, math.sqrt(2), 0.9, "ref"),
         (xcl, b, 1, "softplus", 0.0, 1.0, -1.0, "ref"),
         (x.detach().float(), b.detach().float(), 1, "selu", 0.0, 1.0, -1.0, "ref"),
+        (_rand((2, 3, 8))[:, :, ::2].requires_grad_(), b, 1, "sigmoid", 0.0, 1.0, -1.0, "ref"),
     ]
 
 
-@pytest.mark.parametrize("i", range(5))
+@pytest.mark.parametrize("i", range(6))
 def test_opcheck_forward(i):
     torch.library.opcheck(torch.ops.fastgan.bias_act.default, _op_samples()[i])
 
