@@ -18,6 +18,7 @@ back to x and b through the forward's own backward, so x never has to be kept al
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -270,8 +271,8 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
     params = dummy
     if out.dtype == torch.float64:
         params = torch.tensor([alpha, gain, inv_gain, clamp], dtype=torch.float64, device=out.device)
-    with torch.cuda.device(out.device) if out.is_cuda else _nullcontext():
-        bias_act_kernel[(triton.cdiv(n, block),)](
+    with torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext():
+        bias_act_kernel[((n + block - 1) // block,)](
             out, dummy if x is None else x, dummy if b is None else b,
             dummy if y is None else y, dummy if dy is None else dy, dummy if ddx is None else ddx,
             n, inner, channels, float(alpha), float(gain), inv_gain, float(clamp), params,
@@ -283,20 +284,6 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
 
 # From here on int32 offsets (start + arange(BLOCK)) could overflow: use the 64-bit kernel variant.
 _INT64_THRESHOLD = 2 ** 31
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-try:  # triton is optional: the ref path must import without it
-    import triton
-except ImportError:  # pragma: no cover
-    triton = None
 
 
 # --------------------------------------------------------------------------------------------
