@@ -10,7 +10,7 @@ import glob
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;8.6;8.9;9.0"  # used when no GPU is visible at build time
@@ -75,7 +75,7 @@ setup(
         os.path.join(ROOT, "README.md")) else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["fastgan", "fastgan.ops", "fastgan.nn", "fastgan.kernels"],
+    packages=find_packages(include=["fastgan", "fastgan.*"]) + ["fastgan.kernels"],
     package_dir={"fastgan": "fastgan", "fastgan.kernels": "kernels"},
     install_requires=["numpy", "tqdm"],  # torch and triton are installed by the Makefile / by the user
     extras_require={

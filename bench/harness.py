@@ -243,6 +243,8 @@ def make_step(fam, case: Case, fn: Callable, s: InputSet) -> Callable[[], tuple]
         # grad() instead of .backward() so .grad accumulation (an extra read+write) isn't timed.
         def step():
             (g,) = grad(fn(**s.tensors), xs[0], s.dy, create_graph=True)
+            if g.grad_fn is None:  # e.g. torch.compile'd graphs: their backward is not differentiable
+                raise Skip(f"no double backward through this provider on torch {torch.__version__}")
             return grad(g, xs, s.dg, allow_unused=True)
     else:
         raise ValueError(case.mode)

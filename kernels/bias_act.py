@@ -181,7 +181,7 @@ def _d2_from_y(yy, alpha, ACT: tl.constexpr):
 
 @triton.jit
 def bias_act_kernel(
-    out_ptr, x_ptr, b_ptr, y_ptr, dy_ptr, ddx_ptr,
+    out_ptr, x_ptr, b_ptr, y_ptr, dy_ptr, ddx_ptr, part_ptr,
     n, inner, channels,
     alpha, gain, inv_gain, clamp, params_ptr,
     MODE: tl.constexpr, ACT: tl.constexpr, REF_X: tl.constexpr,
@@ -189,6 +189,13 @@ def bias_act_kernel(
     BIAS_PER_BLOCK: tl.constexpr,  # inner % BLOCK == 0: one channel per program, a scalar bias load
     INT64: tl.constexpr,  # n >= 2**31: 64-bit offsets
     BLOCK: tl.constexpr,
+    # Fused bias-gradient partial sums of `out` (mode 1), so db costs no second pass over ds:
+    # 0 none; 1 one channel per program (BIAS_PER_BLOCK): part[pid] = sum of the block;
+    # 2 channels innermost (inner == 1) and RC == channels divides BLOCK: part[pid, c] = the
+    # block's sum over its BLOCK // RC rows.  Partials are in the compute type; the caller sums
+    # them (deterministic: no atomics).
+    REDUCE: tl.constexpr = 0,
+    RC: tl.constexpr = 1,
 ):
     pid = tl.program_id(0)
     if INT64:
@@ -239,6 +246,15 @@ def bias_act_kernel(
                 v = g * _d2_from_y(y * inv_gain, alpha, ACT)
         if HAS_CLAMP:
             v = tl.where(tl.abs(y) >= clamp, 0.0, v)
+        if REDUCE == 1:
+            tl.store(part_ptr + pid, tl.sum(tl.where(mask, v, 0.0), axis=0))
+        elif REDUCE == 2:
+            rows = tl.reshape(tl.where(mask, v, 0.0), (BLOCK // RC, RC))
+            if INT64:
+                row = pid.to(tl.int64) * RC
+            else:
+                row = pid * RC
+            tl.store(part_ptr + row + tl.arange(0, RC), tl.sum(rows, axis=0))
     tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 

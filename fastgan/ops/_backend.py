@@ -99,8 +99,9 @@ def available_impls(device: torch.device | str | None = None) -> dict[str, ImplS
     return {name: impl_status(name, device) for name in IMPLS}
 
 
-def resolve_impl(impl: str | None, device: torch.device) -> str:
-    """The concrete backend for one call."""
+def resolve_impl(impl: str | None, device: torch.device, prefer: tuple[str, ...] | None = None) -> str:
+    """The concrete backend for one call.  ``prefer``: the automatic choice's order on CUDA
+    devices for this op (default cuda, triton, ref), backed by the op's benchmark numbers."""
     source = "impl"
     if impl is None:
         env = os.environ.get("FASTGAN_IMPL", "").strip()
@@ -114,7 +115,7 @@ def resolve_impl(impl: str | None, device: torch.device) -> str:
             raise BackendUnavailableError(f"{source}={impl!r} was requested but is unavailable: {st.reason}")
         return impl
     if device.type == "cuda":
-        for name in _CUDA_PREFERENCE:
+        for name in prefer or _CUDA_PREFERENCE:
             if impl_status(name, device):
                 return name
     return "ref"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -241,8 +242,11 @@ def _ref_elementwise(out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, 
 # backend launch
 # --------------------------------------------------------------------------------------------
 
-def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp):
-    """Fill ``out`` (dense; every other given tensor has its layout) with one elementwise pass."""
+def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, clamp, part=None):
+    """Fill ``out`` (dense; every other given tensor has its layout) with one elementwise pass.
+
+    ``part`` (triton, mode 1): a buffer for the kernel's fused per-block partial sums of ``out``
+    along ``dim`` (see ``_db_plan``)."""
     if out.numel() == 0:
         return out
     if mode != 0 and clamp >= 0:
@@ -269,17 +273,51 @@ def _launch(impl, out, x, b, y, dy, ddx, mode, act, ref_x, dim, alpha, gain, cla
     block, num_warps = launch_config(n, out.element_size())
     dummy = out  # never read: the HAS_*/MODE flags switch those loads off at compile time
     params = dummy
+    reduce, rc = (0, 1) if part is None else _db_plan(out, dim, block)
     if out.dtype == torch.float64:
         params = torch.tensor([alpha, gain, inv_gain, clamp], dtype=torch.float64, device=out.device)
     with torch.cuda.device(out.device) if out.is_cuda else contextlib.nullcontext():
         bias_act_kernel[((n + block - 1) // block,)](
             out, dummy if x is None else x, dummy if b is None else b,
             dummy if y is None else y, dummy if dy is None else dy, dummy if ddx is None else ddx,
-            n, inner, channels, float(alpha), float(gain), inv_gain, float(clamp), params,
+            dummy if part is None else part, n, inner, channels, float(alpha), float(gain), inv_gain, float(clamp), params,
             MODE=mode, ACT=spec.id, REF_X=ref_x, HAS_B=b is not None, HAS_CLAMP=clamp >= 0,
             BIAS_PER_BLOCK=b is not None and inner % block == 0, INT64=n >= _INT64_THRESHOLD - block,
-            BLOCK=block, num_warps=num_warps)
+            BLOCK=block, num_warps=num_warps, REDUCE=reduce, RC=rc)
     return out
+
+
+def _db_plan(t: Tensor, dim: int, block: int):
+    """(REDUCE, RC) for the Triton kernel's fused bias-gradient partials of ``t`` along ``dim``
+    (see kernels/bias_act.py), or (0, 1) where the layout needs a separate reduction."""
+    inner, channels = _inner_channels(t, dim)
+    if inner % block == 0:
+        return 1, 1
+    if inner == 1 and channels <= block and block % channels == 0:
+        return 2, channels
+    return 0, 1
+
+
+def _grad_with_db(impl, out, x, b, y, dy, act, ref_x, dim, alpha, gain, clamp):
+    """Mode 1 plus dL/db in the compute type: Triton sums per-block partials fused into the
+    gradient pass (no second read of ds) where the layout allows; elsewhere a torch reduction."""
+    if impl == "triton" and out.numel() > 0:
+        from fastgan.kernels.bias_act import launch_config
+
+        block = launch_config(out.numel(), out.element_size())[0]
+        reduce, rc = _db_plan(out, dim, block)
+        if reduce:
+            nblocks = (out.numel() + block - 1) // block
+            part = torch.empty(nblocks * rc, dtype=_compute_dtype(out.dtype), device=out.device)
+            ds = _launch(impl, out, x, b, y, dy, None, 1, act, ref_x, dim, alpha, gain, clamp, part)
+            inner, channels = _inner_channels(out, dim)
+            # blocks are in storage order: [outer, channels, inner // block] or [rows, channels]
+            db = part.view(-1, channels, inner // block).sum((0, 2)) if reduce == 1 \
+                else part.view(-1, channels).sum(0)
+            return ds, db
+    ds = _launch(impl, out, x, b, y, dy, None, 1, act, ref_x, dim, alpha, gain, clamp)
+    db = _reduce_to_bias(ds, _compute_dtype(ds.dtype), dim)
+    return ds, (db.clone() if db.data_ptr() == ds.data_ptr() else db)  # outputs never alias
 
 
 # From here on int32 offsets (start + arange(BLOCK)) could overflow: use the 64-bit kernel variant.
@@ -290,12 +328,31 @@ _INT64_THRESHOLD = 2 ** 31
 # registered ops
 # --------------------------------------------------------------------------------------------
 
+AUTO = "auto"
+
+
+def _pick(impl: str, t: Tensor, fused_db: bool = False) -> str:
+    """The backend of one op call when the user left the choice to fastgan (impl=None).
+
+    On CUDA (H100 measurements, bench/results/): the CUDA extension launches with the least host
+    overhead and streams at ~95% of copy bandwidth, so it runs the forward and second-order
+    passes; the Triton kernel fuses the bias-gradient reduction into the gradient pass (one read
+    of dy and of the saved tensor instead of two passes), ~99% of copy bandwidth against ~57-70%
+    for cuda + a separate reduction, so it runs the first-order backward wherever its layout
+    allows the fused partials."""
+    if impl != AUTO:
+        return impl
+    prefer = ("triton", "cuda", "ref") if fused_db else None
+    return resolve_impl(None, t.device, prefer)
+
+
 @torch.library.custom_op("fastgan::bias_act", mutates_args=())
 def _bias_act_op(x: Tensor, b: Optional[Tensor], dim: int, act: str, alpha: float, gain: float,
                  clamp: float, impl: str) -> Tensor:
     x = _dense(x)
     b = None if b is None else b.contiguous()
     out = torch.empty_like(x)
+    impl = _pick(impl, x)
     return _launch(impl, out, x, b, None, None, None, 0, act, False, dim, alpha, gain, clamp)
 
 
@@ -311,16 +368,31 @@ def _grad_primary(dy, x, y):
 @torch.library.custom_op("fastgan::bias_act_grad", mutates_args=())
 def _bias_act_grad_op(dy: Tensor, x: Optional[Tensor], b: Optional[Tensor], y: Optional[Tensor],
                       dim: int, act: str, alpha: float, gain: float, clamp: float,
-                      impl: str) -> Tensor:
+                      impl: str, with_db: bool) -> tuple[Tensor, Tensor]:
+    """(ds, db): ds = dL/d(x + b); db = ds summed over every dim but ``dim`` in the compute type
+    (float32 for half types) when ``with_db``, else an empty tensor."""
     out = torch.empty_like(_grad_primary(dy, x, y))
     x, y, dy = (_as_layout(t, out) for t in (x, y, dy))
     b = None if b is None else b.contiguous()
-    return _launch(impl, out, x, b, y, dy, None, 1, act, x is not None, dim, alpha, gain, clamp)
+    if impl == AUTO:
+        # 4096: the Triton BLOCK (kernels/bias_act.py launch_config; a test keeps them equal)
+        fused = with_db and dy.dim() > 0 and _db_plan(out, dim, 4096)[0] > 0
+        impl = _pick(impl, out, fused_db=fused)
+    if with_db and dy.dim() > 0:
+        return _grad_with_db(impl, out, x, b, y, dy, act, x is not None, dim, alpha, gain, clamp)
+    ds = _launch(impl, out, x, b, y, dy, None, 1, act, x is not None, dim, alpha, gain, clamp)
+    if with_db:  # 0-dim: db is ds itself, but an op output must not alias another
+        return ds, ds.to(_compute_dtype(ds.dtype), copy=True)
+    return ds, ds.new_empty(0, dtype=_compute_dtype(ds.dtype))
 
 
 @_bias_act_grad_op.register_fake
-def _(dy, x, b, y, dim, act, alpha, gain, clamp, impl):
-    return torch.empty_like(_grad_primary(dy, x, y))
+def _(dy, x, b, y, dim, act, alpha, gain, clamp, impl, with_db):
+    ds = torch.empty_like(_grad_primary(dy, x, y))
+    cdt = _compute_dtype(ds.dtype)
+    if not with_db:
+        return ds, ds.new_empty(0, dtype=cdt)
+    return ds, ds.new_empty(ds.shape[dim] if ds.dim() else (), dtype=cdt)
 
 
 @torch.library.custom_op("fastgan::bias_act_grad2", mutates_args=())
@@ -330,6 +402,7 @@ def _bias_act_grad2_op(ddx: Tensor, dy: Tensor, x: Optional[Tensor], b: Optional
     out = torch.empty_like(_grad_primary(dy, x, y))
     x, y, dy, ddx = (_as_layout(t, out) for t in (x, y, dy, ddx))
     b = None if b is None else b.contiguous()
+    impl = _pick(impl, out)
     return _launch(impl, out, x, b, y, dy, ddx, 2, act, x is not None, dim, alpha, gain, clamp)
 
 
@@ -356,10 +429,9 @@ def _setup_fwd(ctx, inputs, output):
 
 def _backward_fwd(ctx, dy):
     x, b, y = ctx.saved_tensors
-    dim = ctx.args[0]
-    ds = _bias_act_grad_op(dy, x, b, y, *ctx.args)
-    db = _reduce_to_bias(ds, ctx.b_dtype, dim) if ctx.needs_input_grad[1] else None
-    return ds, db, None, None, None, None, None, None
+    with_db = ctx.needs_input_grad[1]
+    ds, db = _bias_act_grad_op(dy, x, b, y, *ctx.args, with_db)
+    return ds, (db.to(ctx.b_dtype) if with_db else None), None, None, None, None, None, None
 
 
 _bias_act_op.register_autograd(_backward_fwd, setup_context=_setup_fwd)
@@ -367,17 +439,24 @@ _bias_act_op.register_autograd(_backward_fwd, setup_context=_setup_fwd)
 
 # bias_act_grad -> (bias_act_grad, bias_act_grad2)
 def _setup_grad(ctx, inputs, output):
-    dy, x, b, y, dim, act, alpha, gain, clamp, impl = inputs
+    dy, x, b, y, dim, act, alpha, gain, clamp, impl, with_db = inputs
     ctx.args = (dim, act, alpha, gain, clamp, impl)
     ctx.save_for_backward(dy, x, b, y)
 
 
-def _backward_grad(ctx, gg):
+def _backward_grad(ctx, gg, gdb):
     dy, x, b, y = ctx.saved_tensors
     dim, act = ctx.args[:2]
+    if gg is None:
+        gg = torch.zeros_like(dy)
+    if gdb is not None and gdb.numel() > 0:  # db = sum(ds): its gradient broadcasts back onto ds
+        shape = [1] * dy.dim()
+        if dy.dim():
+            shape[dim] = -1
+        gg = gg + gdb.view(shape).to(gg.dtype)
     d_dy = d_x = d_b = d_y = None
     if ctx.needs_input_grad[0]:
-        d_dy = _bias_act_grad_op(gg, x, b, y, *ctx.args)
+        d_dy = _bias_act_grad_op(gg, x, b, y, *ctx.args, False)[0]
     if ACTIVATIONS[act].has_2nd_grad and any(ctx.needs_input_grad[1:4]):
         t = _bias_act_grad2_op(gg, dy, x, b, y, *ctx.args)
         if x is not None:   # derivative taken w.r.t. s = x + b
@@ -385,7 +464,7 @@ def _backward_grad(ctx, gg):
             d_b = _reduce_to_bias(t, b.dtype, dim) if b is not None and ctx.needs_input_grad[2] else None
         else:               # w.r.t. the saved output; autograd carries it back to x and b
             d_y = t if ctx.needs_input_grad[3] else None
-    return d_dy, d_x, d_b, d_y, None, None, None, None, None, None
+    return d_dy, d_x, d_b, d_y, None, None, None, None, None, None, None
 
 
 _bias_act_grad_op.register_autograd(_backward_grad, setup_context=_setup_grad)
@@ -461,7 +540,10 @@ def bias_act(x: Tensor, b: Optional[Tensor] = None, dim: int = 1, act: str = "li
     clamp = float(-1 if clamp is None else clamp)
     if clamp < 0:
         clamp = -1.0
-    impl = resolve_impl(impl, x.device)
+    if impl is None and not os.environ.get("FASTGAN_IMPL", "").strip():
+        impl = AUTO  # resolved per op inside each op, see _pick
+    else:
+        impl = resolve_impl(impl, x.device)
     return _bias_act_op(x, b, dim, act, alpha, gain, clamp, impl)
 
 

@@ -15,18 +15,20 @@ from triton.compiler import ASTSource  # noqa: E402
 TYPES = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16", "fp64": "*fp64"}
 
 
-def compile_for(kernel, dtype, scalars, constexprs, arch=90, num_warps=4, aligned=True):
+def compile_for(kernel, dtype, scalars, constexprs, arch=90, num_warps=4, aligned=True,
+                ptr_dtypes=None):
     """Compile ``kernel`` for sm_<arch>.  Pointer args get ``dtype``; ``scalars`` maps the other
     runtime args to a Triton type ('i32', 'i64', 'fp32'); with ``aligned`` every pointer (and the
     i32 args named in scalars with a trailing '/16') is declared 16-byte divisible, as Triton's
-    launcher specialises real, aligned tensors."""
+    launcher specialises real, aligned tensors.  ``ptr_dtypes`` overrides the dtype of named
+    pointer args (e.g. an fp32 workspace of an fp16 kernel)."""
     names = list(kernel.arg_names)
     sig, attrs = {}, {}
     for i, n in enumerate(names):
         if n in constexprs:
             sig[n] = "constexpr"
         elif n.endswith("_ptr"):
-            sig[n] = TYPES[dtype]
+            sig[n] = TYPES[(ptr_dtypes or {}).get(n, dtype)]
             if aligned:
                 attrs[(i,)] = [["tt.divisibility", 16]]
         else:

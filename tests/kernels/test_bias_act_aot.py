@@ -15,10 +15,12 @@ BLOCK, WARPS = launch_config(1 << 24, 4)
 
 def _compile(dtype="fp32", int64=False, **flags):
     const = dict(MODE=0, ACT=2, REF_X=False, HAS_B=True, HAS_CLAMP=False, BIAS_PER_BLOCK=False,
-                 INT64=int64, BLOCK=BLOCK)
+                 INT64=int64, BLOCK=BLOCK, REDUCE=0, RC=1)
     const.update(flags)
     scalars = dict(SCALARS, n="i64/16" if int64 else "i32/16")
-    return compile_for(bias_act_kernel, dtype, scalars, const, num_warps=WARPS)
+    part = "fp64" if dtype == "fp64" else "fp32"  # the bias-gradient partials: compute type
+    return compile_for(bias_act_kernel, dtype, scalars, const, num_warps=WARPS,
+                       ptr_dtypes=dict(part_ptr=part))
 
 
 ACT_REF_X = {0: False, 1: False, 2: False, 3: False, 4: False, 5: False, 6: False, 7: False, 8: True}
@@ -56,3 +58,17 @@ def test_vectorised_streaming(dtype, mode, has_b, per_block):
     assert stores and all(".v4" in s for s in stores), stores
     scalar = [ld for ld in loads if ".v4" not in ld]
     assert len(scalar) <= int(has_b), loads
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16", "fp32"])
+@pytest.mark.parametrize("reduce,rc,per_block", [(1, 1, True), (2, 64, False), (2, 512, False)])
+def test_fused_bias_gradient_partials(dtype, reduce, rc, per_block):
+    # the backward pass with the bias-gradient partial sums fused in: no spills, and the streaming
+    # accesses stay 16 bytes wide (the partials are one small store per program)
+    for int64 in (False, True):
+        k = _compile(dtype, int64=int64, MODE=1, ACT=2, HAS_B=False, BIAS_PER_BLOCK=per_block,
+                     REDUCE=reduce, RC=rc)
+        assert_no_spills(k)
+    loads, _ = global_accesses(_compile(dtype, MODE=1, ACT=2, HAS_B=False, HAS_CLAMP=True,
+                                        BIAS_PER_BLOCK=per_block, REDUCE=reduce, RC=rc))
+    assert loads and all(".v4" in ld for ld in loads), loads

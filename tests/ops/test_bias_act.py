@@ -1,6 +1,7 @@
 """bias_act: reference path (float64 gradcheck / gradgradcheck, against an independent oracle),
 layouts, dtypes, bad input, torch.library registration (opcheck, torch.compile)."""
 import math
+import sys
 
 import pytest
 import torch
@@ -256,8 +257,9 @@ def test_opcheck_backward_ops(act, clamp):
     dy = _rand((2, 3, 4)).requires_grad_()
     xs, bs = (x, b) if ref_x else (None, None)
     ys = y if (clamp >= 0 or (not ref_x and ACTIVATIONS[act].ref)) else None
-    args = (dy, xs, bs, ys, 1, act, 0.2, 1.3, clamp, "ref")
-    torch.library.opcheck(torch.ops.fastgan.bias_act_grad.default, args)
+    for with_db in (False, True):
+        args = (dy, xs, bs, ys, 1, act, 0.2, 1.3, clamp, "ref", with_db)
+        torch.library.opcheck(torch.ops.fastgan.bias_act_grad.default, args)
     if ACTIVATIONS[act].has_2nd_grad:
         args2 = (_rand((2, 3, 4)), dy.detach(), None if xs is None else xs.detach(),
                  None if bs is None else bs.detach(), ys, 1, act, 0.2, 1.3, clamp, "ref")
@@ -289,3 +291,29 @@ def test_torch_compile_no_graph_break():
     x, b = torch.randn(2, 4, 3, 3), torch.randn(4)
     explanation = torch._dynamo.explain(lambda x, b: bias_act(x, b, act="tanh") + 1)(x, b)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+def test_auto_choice_uses_the_triton_block():
+    pytest.importorskip("triton")
+    from fastgan.kernels.bias_act import launch_config
+    assert launch_config(1 << 26, 2)[0] == launch_config(1 << 20, 4)[0] == 4096
+
+
+def test_auto_impl_resolves_inside_each_op(monkeypatch):
+    """impl=None reaches the ops as 'auto' (chosen per op); FASTGAN_IMPL still forces one."""
+    import fastgan.ops.bias_act  # noqa: F401
+    mod = sys.modules["fastgan.ops.bias_act"]
+    seen = []
+    real = mod._launch
+    monkeypatch.setattr(mod, "_launch", lambda impl, *a, **k: (seen.append(impl), real(impl, *a, **k))[1])
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    b = torch.randn(3, requires_grad=True)
+    (g,) = torch.autograd.grad(bias_act(x, b, act="tanh").sum(), x, create_graph=True)
+    g.sum().backward()
+    assert seen and set(seen) == {"ref"}, seen  # CPU tensors: the reference everywhere
+    monkeypatch.setenv("FASTGAN_IMPL", "ref")
+    seen.clear()
+    bias_act(x, b, act="tanh").sum().backward()
+    assert set(seen) == {"ref"}
+    with pytest.raises(ValueError, match="impl"):
+        bias_act(x, b, impl="auto")

@@ -121,3 +121,24 @@ def test_half_clamp_mask_matches_reference(dtype):
         grads.append(g)
     assert (grads[1] == 0).any() and (grads[1] != 0).any()
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape,layout,reduce", [
+    ((2, 3, 64, 64), "nchw", 1),          # inner = 4096 = BLOCK: one channel per program
+    ((2, 3, 64, 128), "nchw", 1),         # two programs per channel plane
+    ((2, 16, 20, 20), "channels_last", 2),  # C divides BLOCK: [rows, C] partials, ragged tail
+    ((1, 8, 5, 7), "channels_last", 2),   # a single, mostly masked program
+    ((2, 3, 7, 5), "channels_last", 0),   # C = 3 does not divide BLOCK: separate reduction
+    ((2, 3, 7, 5), "nchw", 0),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("act,clamp", [("lrelu", None), ("swish", 1.5), ("linear", 0.7)])
+def test_fused_bias_gradient(shape, layout, reduce, dtype, act, clamp):
+    """db from the kernel's fused per-program partial sums equals the reference reduction."""
+    from fastgan.ops.bias_act import _db_plan
+
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = (torch.randn(shape, dtype=dtype) * 2).contiguous(memory_format=fmt)
+    b = torch.randn(shape[1], dtype=dtype)
+    assert _db_plan(x, 1, 4096)[0] == reduce
+    _compare(x, b, act=act, clamp=clamp)
