@@ -191,8 +191,8 @@ def bias_act_kernel(
     BLOCK: tl.constexpr,
     # Fused bias-gradient partial sums of `out` (mode 1), so db costs no second pass over ds:
     # 0 none; 1 one channel per program (BIAS_PER_BLOCK): part[pid] = sum of the block;
-    # 2 channels innermost (inner == 1) and RC == channels divides BLOCK: part[pid, c] = the
-    # block's sum over its BLOCK // RC rows.  Partials are in the compute type; the caller sums
+    # 2 channels innermost (inner == 1) and RC == channels divides BLOCK: the program works on a
+    # [BLOCK // RC, RC] tile (contiguous along channels) and part[pid, c] = the tile's column sum.  Partials are in the compute type; the caller sums
     # them (deterministic: no atomics).
     REDUCE: tl.constexpr = 0,
     RC: tl.constexpr = 1,
@@ -202,7 +202,10 @@ def bias_act_kernel(
         start = pid.to(tl.int64) * BLOCK
     else:
         start = pid * BLOCK
-    offs = start + tl.arange(0, BLOCK)
+    if REDUCE == 2:  # a [rows, RC] tile: the channel sums are a reduction over axis 0
+        offs = start + tl.arange(0, BLOCK // RC)[:, None] * RC + tl.arange(0, RC)[None, :]
+    else:
+        offs = start + tl.arange(0, BLOCK)
     mask = offs < n
     CDT: tl.constexpr = tl.float64 if out_ptr.dtype.element_ty == tl.float64 else tl.float32
     if CDT == tl.float64:
@@ -249,12 +252,12 @@ def bias_act_kernel(
         if REDUCE == 1:
             tl.store(part_ptr + pid, tl.sum(tl.where(mask, v, 0.0), axis=0))
         elif REDUCE == 2:
-            rows = tl.reshape(tl.where(mask, v, 0.0), (BLOCK // RC, RC))
+            sums = tl.sum(tl.where(mask, v, 0.0), axis=0)
             if INT64:
                 row = pid.to(tl.int64) * RC
             else:
                 row = pid * RC
-            tl.store(part_ptr + row + tl.arange(0, RC), tl.sum(rows, axis=0))
+            tl.store(part_ptr + row + tl.arange(0, RC), sums)
     tl.store(out_ptr + offs, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 

@@ -334,16 +334,20 @@ AUTO = "auto"
 def _pick(impl: str, t: Tensor, fused_db: bool = False) -> str:
     """The backend of one op call when the user left the choice to fastgan (impl=None).
 
-    On CUDA (H100 measurements, bench/results/): the CUDA extension launches with the least host
-    overhead and streams at ~95% of copy bandwidth, so it runs the forward and second-order
-    passes; the Triton kernel fuses the bias-gradient reduction into the gradient pass (one read
-    of dy and of the saved tensor instead of two passes), ~99% of copy bandwidth against ~57-70%
-    for cuda + a separate reduction, so it runs the first-order backward wherever its layout
-    allows the fused partials."""
+    On CUDA, from the H100 numbers in bench/results/: both kernels stream at 95-100% of copy
+    bandwidth once the launch is amortised, and the CUDA extension launches with less host
+    overhead, which decides tensors up to a few hundred MB; from 512 MB the Triton kernel is the
+    faster streamer (~100% vs ~95%).  The Triton kernel also fuses the bias-gradient reduction into
+    the first-order backward (one pass instead of two: ~100% vs 57-71% for cuda + a separate
+    reduction), so it runs that pass wherever its layout allows the fused partials."""
     if impl != AUTO:
         return impl
-    prefer = ("triton", "cuda", "ref") if fused_db else None
+    big = t.numel() * t.element_size() >= _TRITON_FROM_BYTES
+    prefer = ("triton", "cuda", "ref") if (fused_db or big) else None
     return resolve_impl(None, t.device, prefer)
+
+
+_TRITON_FROM_BYTES = 512 * 2 ** 20
 
 
 @torch.library.custom_op("fastgan::bias_act", mutates_args=())
