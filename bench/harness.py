@@ -241,11 +241,23 @@ def make_step(fam, case: Case, fn: Callable, s: InputSet) -> Callable[[], tuple]
             return grad(fn(**s.tensors), xs, s.dy)
     elif case.mode == "dbwd":  # R1-style: g = dL/dx with create_graph, then backprop through g
         # grad() instead of .backward() so .grad accumulation (an extra read+write) isn't timed.
+        # A family of ops linear in x (DBWD_WRT_DY) takes the second gradient w.r.t. dy instead:
+        # g does not depend on x, and that is the pass a penalty's backward runs through the op.
+        wrt_dy = getattr(fam, "DBWD_WRT_DY", False)
+        dy = s.dy.detach().requires_grad_() if wrt_dy else s.dy
+        if wrt_dy:
+            xs = [dy]
+
         def step():
-            (g,) = grad(fn(**s.tensors), xs[0], s.dy, create_graph=True)
+            (g,) = grad(fn(**s.tensors), s.tensors[fam.WRT[0]], dy, create_graph=True)
             if g.grad_fn is None:  # e.g. torch.compile'd graphs: their backward is not differentiable
                 raise Skip(f"no double backward through this provider on torch {torch.__version__}")
-            return grad(g, xs, s.dg, allow_unused=True)
+            try:
+                return grad(g, xs, s.dg, allow_unused=True)
+            except RuntimeError as e:  # aot_autograd: "does not currently support double backward"
+                if "double backward" not in str(e):
+                    raise
+                raise Skip(f"no double backward through this provider on torch {torch.__version__}") from e
     else:
         raise ValueError(case.mode)
     return step

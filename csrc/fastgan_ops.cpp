@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include "bias_act.h"
+#include "upfirdn2d.h"
 
 namespace {
 
@@ -119,13 +120,81 @@ void bias_act_elementwise(at::Tensor& out, const std::optional<at::Tensor>& x, c
 
 }  // namespace
 
+namespace {
+
+// out[n, c, oy, ox] = sum_{i, j} f[i, j] * xp(oy * downy + i, ox * downx + j); see upfirdn2d.h.
+void upfirdn2d(at::Tensor& out, const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy,
+               int64_t downx, int64_t downy, int64_t padx0, int64_t pady0) {
+    TORCH_CHECK(out.defined() && x.defined() && f.defined(), "upfirdn2d: out, x and f must be defined");
+    TORCH_CHECK(x.is_cuda(), "upfirdn2d: x must be a CUDA tensor, got device ", x.device());
+    TORCH_CHECK(out.device() == x.device(), "upfirdn2d: out is on ", out.device(), " but x is on ", x.device());
+    TORCH_CHECK(f.device() == x.device(), "upfirdn2d: f is on ", f.device(), " but x is on ", x.device());
+    const int code = dtype_code(x.scalar_type());
+    TORCH_CHECK(code >= 0, "upfirdn2d: unsupported dtype ", x.scalar_type(),
+                " (expected float32, float16, bfloat16 or float64)");
+    TORCH_CHECK(out.scalar_type() == x.scalar_type(), "upfirdn2d: out has dtype ", out.scalar_type(),
+                " but x has dtype ", x.scalar_type());
+    const at::ScalarType f_type = x.scalar_type() == at::ScalarType::Double ? at::ScalarType::Double
+                                                                            : at::ScalarType::Float;
+    TORCH_CHECK(f.scalar_type() == f_type, "upfirdn2d: f must be ", f_type, " for ", x.scalar_type(),
+                " x, got ", f.scalar_type());
+    TORCH_CHECK(x.dim() == 4, "upfirdn2d: x must be 4-D [N, C, H, W], got shape ", x.sizes());
+    TORCH_CHECK(out.dim() == 4, "upfirdn2d: out must be 4-D [N, C, OH, OW], got shape ", out.sizes());
+    TORCH_CHECK(f.dim() == 2 && f.is_contiguous(), "upfirdn2d: f must be 2-D and contiguous, got shape ",
+                f.sizes(), " strides ", f.strides());
+    TORCH_CHECK(out.size(0) == x.size(0) && out.size(1) == x.size(1), "upfirdn2d: out shape ", out.sizes(),
+                " does not match x shape ", x.sizes(), " in N and C");
+    TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1,
+                "upfirdn2d: up and down factors must be >= 1, got up=(", upx, ", ", upy, ") down=(", downx,
+                ", ", downy, ")");
+    TORCH_CHECK(x.numel() > 0 && out.numel() > 0 && f.numel() > 0,
+                "upfirdn2d: x, out and f must be non-empty, got shapes ", x.sizes(), ", ", out.sizes(), ", ",
+                f.sizes());
+    TORCH_CHECK(out.is_contiguous() || out.is_contiguous(at::MemoryFormat::ChannelsLast),
+                "upfirdn2d: out must be contiguous or channels_last contiguous, got strides ", out.strides());
+
+    const c10::cuda::CUDAGuard guard(x.device());
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(x.device().index()).stream();
+
+    Upfirdn2dParams p{};
+    p.out = out.data_ptr();
+    p.x = x.const_data_ptr();
+    p.f = f.const_data_ptr();
+    p.n = x.size(0);
+    p.c = x.size(1);
+    p.h = x.size(2);
+    p.w = x.size(3);
+    p.oh = out.size(2);
+    p.ow = out.size(3);
+    for (int k = 0; k < 4; ++k) {
+        p.x_stride[k] = x.stride(k);
+        p.out_stride[k] = out.stride(k);
+    }
+    p.fh = f.size(0);
+    p.fw = f.size(1);
+    p.upx = upx;
+    p.upy = upy;
+    p.downx = downx;
+    p.downy = downy;
+    p.padx0 = padx0;
+    p.pady0 = pady0;
+
+    const cudaError_t err = fastgan_upfirdn2d_launch(p, code, stream);
+    TORCH_CHECK(err == cudaSuccess, "upfirdn2d: CUDA kernel launch failed: ", cudaGetErrorString(err));
+}
+
+}  // namespace
+
 TORCH_LIBRARY(fastgan_cuda, m) {
     m.def("bias_act_elementwise(Tensor(a!) out, Tensor? x, Tensor? b, Tensor? y, Tensor? dy, Tensor? ddx, "
           "int mode, int act, bool ref_x, int inner, int channels, float alpha, float gain, float clamp) -> ()");
+    m.def("upfirdn2d(Tensor(a!) out, Tensor x, Tensor f, int upx, int upy, int downx, int downy, int padx0, "
+          "int pady0) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(fastgan_cuda, CUDA, m) {
     m.impl("bias_act_elementwise", &bias_act_elementwise);
+    m.impl("upfirdn2d", &upfirdn2d);
 }
 
 // `import fastgan._C` only needs to load this library (which runs the registrations above).

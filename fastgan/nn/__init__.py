@@ -1,4 +1,5 @@
 """fastgan.nn: drop-in layers built on fastgan.ops."""
 from .activation import FusedLeakyReLU
+from .resample import Blur, Downsample, Upsample
 
-__all__ = ["FusedLeakyReLU"]
+__all__ = ["FusedLeakyReLU", "Blur", "Upsample", "Downsample"]
