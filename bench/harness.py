@@ -361,6 +361,9 @@ def device_info(device: str) -> dict:
 ROW_KEY = ("op", "variant", "shape_label", "dtype", "memory_format", "mode", "provider")
 
 
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
 def write_results(rows: list[dict], info: dict, copy_gbps: float, out_dir: str,
                   suffix: str = "") -> list[str]:
     """Write/merge ``<slug>-<date><suffix>.json``, ``.md`` and one PNG per op.
@@ -381,8 +384,11 @@ def write_results(rows: list[dict], info: dict, copy_gbps: float, out_dir: str,
         json.dump(doc, f, indent=1)
     with open(stem + ".md", "w") as f:
         f.write(render_markdown(doc))
-    if not suffix:  # a full (not --quick) run becomes the README's "latest results"
-        update_readme(doc, stem + ".md")
+    # A full (not --quick) GPU run into the repository's bench/results becomes the README's
+    # "latest results"; CPU smoke runs and runs written elsewhere leave the README alone.
+    if not suffix and info.get("device_kind") == "cuda" and \
+            os.path.abspath(out_dir) == os.path.abspath(RESULTS_DIR):
+        update_readme(doc, stem + ".md", os.path.join(os.path.dirname(RESULTS_DIR), "..", "README.md"))
     return [stem + ".json", stem + ".md"] + plot(doc, stem)
 
 
