@@ -462,7 +462,7 @@ def test_stale_cuda_extension_without_the_op(monkeypatch):
     import sys
     mod = sys.modules["fastgan.ops.upfirdn2d"]  # (fastgan.ops.upfirdn2d is the function)
     monkeypatch.delenv("FASTGAN_IMPL", raising=False)
-    monkeypatch.setattr(mod, "resolve_impl", lambda impl, device: "cuda")
+    monkeypatch.setattr(mod, "resolve_impl", lambda impl, device, **kw: "cuda")
     monkeypatch.setattr(mod, "_cuda_ext_has_op", lambda: False)
     assert mod._resolve(None, torch.device("cpu")) in ("ref", "triton")
     with pytest.raises(BackendUnavailableError, match="has no upfirdn2d.*rebuild"):
