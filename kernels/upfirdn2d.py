@@ -31,7 +31,19 @@ shifts the tile grid by ``shift = -pad mod U``; outputs at negative positions ar
 where ``i0 = (o0 * D - pad) / U`` is exact.  So each phase is a dense [S_H, S_W] sub-tile with a
 constexpr list of valid taps: no zero taps are multiplied, no per-element divisibility tests.  In the
 NCHW kernel the U_x phases of one output row are interleaved back in registers (tl.join + reshape) so
-stores stay contiguous along W; in the NHWC kernel every phase stores whole channel vectors.
+stores stay contiguous along W; in the NHWC kernel every phase stores whole channel vectors.  All
+phases of a tile (NCHW) or of a row phase (NHWC) are computed before any is stored, so the loads that
+neighbouring phases share can be merged by the compiler.
+
+Interior and border tiles.  A program first tests (one scalar test) whether its whole input
+footprint and output tile lie inside the tensors.  Interior tiles run the taps fully unrolled with no
+masks at all; border tiles run them as loops with masked loads and stores (fewer registers; rare).
+
+Tiles (``nchw_config`` / ``nhwc_config``; 4 warps): NCHW, a [SH, SW] sub-tile per phase with SW = 64
+lanes along W and up to 32 outputs per thread, fewer when the filter has many valid taps (about 128
+unrolled tap loads per thread at most) -- e.g. up 2 / down 2 / 3x3 blur: 32 x 128 / 16 x 64 / 16 x 64
+outputs.  NHWC, 128 (16-bit) or 32 (fp32) channels times 8..32 pixels per phase.  Every
+specialisation the AOT tests name compiles for sm_90 without spills.
 
 Grids are one-dimensional: ``program_id(0)`` enumerates (plane, tile_y, tile_x) with x fastest (so
 neighbouring tiles -- and their halos -- run together) and the launcher splits a grid of more than

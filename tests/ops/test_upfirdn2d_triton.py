@@ -65,7 +65,7 @@ def small_tiles(monkeypatch):
     tiles and tiles straddling the shifted phase grid."""
     k = _k()
     monkeypatch.setattr(k, "nchw_config", lambda *a, **k: (2, 8, 1))
-    monkeypatch.setattr(k, "nhwc_config", lambda *a, **k: (2, 2, 4, 1))
+    monkeypatch.setattr(k, "nhwc_config", lambda *a, **k: (2, 4, 2, 1))
 
 
 def _filt(fh, fw, dtype=torch.float64, seed=0):
@@ -235,10 +235,10 @@ def test_empty():
                                             ((1, 1), (1, 1), (3, 3)), ((3, 3), (1, 1), (3, 3))])
 @pytest.mark.parametrize("fmt", [NCHW, CL])
 def test_nan_and_inf_propagate_exactly(up, down, fshape, fmt, small_tiles):
-    x = torch.randn(1, 2, 12, 34, dtype=torch.float64)
+    x = torch.randn(1, 2, 12, 26, dtype=torch.float64)
     x[0, 0, 5, 7] = float("nan")
     x[0, 1, 0, 0] = float("inf")    # a corner pixel: only border tiles read it
-    x[0, 1, 9, 20] = float("-inf")
+    x[0, 1, 9, 16] = float("-inf")
     x = x.contiguous(memory_format=fmt)
     out = run(x, _filt(*fshape), up=up, down=down, pad0=(1, 2), expect_nan=True)
     # the oracle multiplies the non-finite pixel into exactly the outputs whose taps reach it;
@@ -299,27 +299,39 @@ def _op_value_grads(impl, x, f, **kw):
     return y.detach(), dx.detach(), dw.detach()
 
 
-@pytest.mark.parametrize("kw", [
+OP_CASES = [
     dict(up=2, padding=[2, 1, 2, 1], gain=4.0),          # upsample2d
     dict(down=2, padding=1),                             # downsample2d
     dict(padding=1, flip_filter=True),                   # filter2d
     dict(up=[1, 2], down=[2, 1], padding=[0, 1, 2, -1]),
     dict(up=3, down=2, padding=[1, 2, 3, 0]),            # general path both ways
-])
+]
+
+
+@pytest.mark.parametrize("kw", OP_CASES)
 @pytest.mark.parametrize("separable", [True, False])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_op_triton_vs_ref(kw, separable, dtype):
+def test_op_triton_vs_ref(kw, separable):
     pytest.importorskip("fastgan.ops.upfirdn2d")
     g = torch.Generator().manual_seed(1)
+    dtype = torch.float64
     f = (torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=dtype) if separable
          else torch.randn(4, 3, generator=g, dtype=dtype))
     x = torch.randn(2, 3, 9, 8, generator=g, dtype=dtype)
-    tol = TOL[dtype]
-    for xx in (x, x.contiguous(memory_format=CL)):
-        got = _op_value_grads("triton", xx, f, **kw)
-        want = _op_value_grads("ref", xx, f, **kw)
-        for a, e in zip(got, want):
-            assert a.shape == e.shape
-            torch.testing.assert_close(a, e, rtol=tol, atol=tol * e.abs().max().item())
-        assert got[0].stride() == want[0].stride()
+    _compare_op(x.contiguous(memory_format=CL) if separable else x, f, **kw)
 
+
+@pytest.mark.parametrize("kw", OP_CASES[:2])
+def test_op_triton_vs_ref_float32(kw):
+    pytest.importorskip("fastgan.ops.upfirdn2d")
+    x = torch.randn(2, 3, 9, 8)
+    _compare_op(x, torch.tensor([1.0, 3.0, 3.0, 1.0]), **kw)
+
+
+def _compare_op(x, f, **kw):
+    tol = TOL[x.dtype]
+    got = _op_value_grads("triton", x, f, **kw)
+    want = _op_value_grads("ref", x, f, **kw)
+    for a, e in zip(got, want):
+        assert a.shape == e.shape
+        torch.testing.assert_close(a, e, rtol=tol, atol=tol * e.abs().max().item())
+    assert got[0].stride() == want[0].stride()
