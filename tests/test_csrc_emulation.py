@@ -37,7 +37,7 @@ SANITIZE_FLAGS = ["-Xcompiler", "-fsanitize=address", "-Xcompiler", "-fsanitize=
                   "-Xcompiler", "-fno-sanitize-recover=all", "-Xcompiler", "-fno-omit-frame-pointer"]
 RUN_ENV = {
     "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",  # cudart's static state is not a leak of ours
-    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:abort_on_error=1",  # abort: the harness names the config
 }
 
 

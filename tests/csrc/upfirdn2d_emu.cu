@@ -28,7 +28,9 @@
 //
 // Build (nvcc compiles the file for the host only: the device pass sees an empty file):
 //   nvcc -std=c++20 -O2 --expt-relaxed-constexpr -I csrc -x cu tests/csrc/upfirdn2d_emu.cu -o emu
-//   (optionally -Xcompiler -fsanitize=address,undefined -Xlinker -fsanitize=address,undefined)
+//   sanitizers: add -Xcompiler -fsanitize=address -Xcompiler -fsanitize=undefined
+//   -Xcompiler -fno-sanitize-recover=all, and run with ASAN_OPTIONS=detect_leaks=0
+//   UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1 (the harness then names the config that died).
 // Run: ./emu [random_configs=300] [seed=1234] [-v]   (./emu --probe: start and exit 0)
 // tests/test_csrc_emulation.py builds and runs it.
 #ifndef __CUDA_ARCH__
@@ -48,19 +50,25 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
-#include <sanitizer/common_interface_defs.h>
-#define UFD_EMU_SANITIZER 1
+#include <unistd.h>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>  // __sanitizer_set_death_callback
 #endif
 
 namespace {
 
-// The config being run, named when the process dies (crash, sanitizer report).
-std::string g_current;
+// The config being run, named when the process dies (crash, sanitizer report).  A fixed buffer
+// written with write(2): the heap may be what broke.
+char g_current[640];
 
 void report_current() {
-    if (!g_current.empty()) printf("CRASH while running: %s\n", g_current.c_str());
-    fflush(stdout);
+    if (g_current[0]) {
+        static const char kHead[] = "CRASH while running: ";
+        fflush(stdout);
+        if (write(1, kHead, sizeof kHead - 1) < 0 || write(1, g_current, strlen(g_current)) < 0 || write(1, "\n", 1) < 0) {
+        }
+    }
 }
 extern "C" void on_signal(int sig) {
     report_current();
@@ -71,13 +79,8 @@ extern "C" void on_signal(int sig) {
 // ------------------------------------------------------------------------------------------------
 // Variant registry.
 
-struct Variant {
-    std::string name;
-    int runs = 0;
-};
-
-std::map<std::string, Variant>& variants() {
-    static std::map<std::string, Variant> m;
+std::map<std::string, int>& variants() {  // name -> runs
+    static std::map<std::string, int> m;
     return m;
 }
 std::map<void*, std::string>& fn_names() {
@@ -100,7 +103,7 @@ std::string tiled_name(const char* t, int xu, int xd, int fxb, bool cl) {
 template <typename T> std::string general_name() { return std::string("general<") + tname<T>() + ">"; }
 
 bool register_variant(const std::string& name, void* fn) {
-    variants()[name].name = name;
+    variants().emplace(name, 0);
     if (fn) fn_names()[fn] = name;
     return true;
 }
@@ -111,7 +114,7 @@ void mark_run(const std::string& name) {
         printf("internal error: unregistered variant %s ran\n", name.c_str());
         exit(3);
     }
-    it->second.runs++;
+    it->second++;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -134,7 +137,7 @@ template <typename T, int XU, int XD, int FXB, bool CL> void emu_tiled(const voi
     const TileArgs<A>& a = plan.args;
     const std::string name = tiled_name(tname<T>(), XU, XD, FXB, CL);
     auto fail = [&](const char* what) {
-        printf("launch check failed for %s: %s (threads=%d smem=%d blocks=%ld tiles=%ld NX=%d NY=%d)\n",
+        printf("FAIL %s [%s]: %s (threads=%d smem=%d blocks=%ld tiles=%ld NX=%d NY=%d)\n", g_current,
                name.c_str(), what, plan.threads, plan.smem, long(plan.blocks), long(a.total_tiles), a.NX, a.NY);
         exit(1);
     };
@@ -487,7 +490,7 @@ template <typename T> Outcome run_case(const Cfg& cf, Rng& r, bool verbose) {
 }
 
 Outcome run_any(const Cfg& cf, Rng& r, bool verbose) {
-    g_current = describe(cf);
+    snprintf(g_current, sizeof g_current, "%s", describe(cf).c_str());
     switch (cf.dt) {
         case 0: return run_case<float>(cf, r, verbose);
         case 1: return run_case<double>(cf, r, verbose);
@@ -569,8 +572,8 @@ int main(int argc, char** argv) {
     }
     setvbuf(stdout, nullptr, _IOLBF, 0);  // keep earlier reports if the process dies
     for (const int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL}) signal(sig, on_signal);
-#ifdef UFD_EMU_SANITIZER
-    __sanitizer_set_death_callback(report_current);
+#ifdef __SANITIZE_ADDRESS__
+    __sanitizer_set_death_callback(report_current);  // ASan exits without a signal
 #endif
     const auto t0 = std::chrono::steady_clock::now();
     Rng r(seed);
@@ -648,9 +651,9 @@ int main(int argc, char** argv) {
 
     int exercised = 0;
     for (const auto& kv : variants()) {
-        if (kv.second.runs) ++exercised;
+        if (kv.second) ++exercised;
         else printf("FAIL kernel variant never exercised: %s\n", kv.first.c_str());
-        if (verbose) printf("  %-32s %d runs\n", kv.first.c_str(), kv.second.runs);
+        if (verbose) printf("  %-32s %d runs\n", kv.first.c_str(), kv.second);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     printf("configs: %d run, %d failing; looped launches: %ld; NaN inputs: %lu; negative pads: %lu; fastdiv errors: %d\n",
