@@ -3,7 +3,8 @@ from ._backend import BackendUnavailableError, ImplStatus, available_impls
 from .bias_act import ACTIVATIONS, bias_act, fused_leaky_relu
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 from .conv2d_resample import conv2d_resample
+from .modulated_conv2d import modulated_conv2d
 
 __all__ = ["available_impls", "ImplStatus", "BackendUnavailableError", "bias_act",
            "fused_leaky_relu", "ACTIVATIONS", "upfirdn2d", "setup_filter", "upsample2d",
-           "downsample2d", "filter2d", "conv2d_resample"]
+           "downsample2d", "filter2d", "conv2d_resample", "modulated_conv2d"]
