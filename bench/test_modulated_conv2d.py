@@ -1,0 +1,25 @@
+"""pytest-benchmark view of the modulated_conv2d cases: ``pytest bench/test_modulated_conv2d.py``.
+
+Each test first checks the provider against the eager composite, so a wrong-but-fast kernel
+fails instead of winning. Full set on CUDA; a handful of small cases on CPU (seconds).
+"""
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+import torch  # noqa: E402
+
+from bench import modulated_conv2d as fam  # noqa: E402
+from bench import harness as H  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+CASES = fam.cases(DEVICE, quick=False)
+if DEVICE == "cpu":  # the tiny CPU shapes, fp32 NCHW, every mode of every variant
+    CASES = [c for c in CASES if c.dtype == "fp32" and c.memory_format == "nchw"]
+
+
+@pytest.mark.parametrize("provider", H.PROVIDERS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_modulated_conv2d(benchmark, case, provider):
+    benchmark.group = f"{case.id}"
+    H.bench_pytest(benchmark, fam, case, provider, DEVICE)
