@@ -36,6 +36,7 @@ test-gpu: setup
 # Benchmarks on the best device present (a reduced ref/eager/compile set on CPU-only machines).
 bench: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.penalties   # whole-discriminator R1 passes: not a per-op family of bench.run
 
 build-cuda: setup
 	FASTGAN_BUILD_CUDA=1 $(PIP) install --no-build-isolation -e '.[test]'

@@ -79,14 +79,17 @@ def _filter_size(f: Optional[Tensor]) -> Tuple[int, int]:
 
 def _conv(x: Tensor, w: Tensor, stride: int = 1, padding=0, groups: int = 1,
           transpose: bool = False, flip_weight: bool = True) -> Tensor:
-    """torch's conv2d / conv_transpose2d; flip_weight=False flips w (conv2d correlates)."""
+    """fastgan's conv2d / conv_transpose2d (torch semantics; gradients of any order, and
+    no_weight_gradients() reaches discriminators built from conv2d_resample);
+    flip_weight=False flips w (conv2d correlates)."""
+    from .conv2d import conv2d, conv_transpose2d
+
     kh, kw = w.shape[2], w.shape[3]
     if not flip_weight and (kh > 1 or kw > 1):
         w = w.flip([2, 3])
     if transpose:
-        return torch.nn.functional.conv_transpose2d(x, w, stride=stride, padding=padding,
-                                                    groups=groups)
-    return torch.nn.functional.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+        return conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
 def _check_inputs(x, w, up, down, groups):

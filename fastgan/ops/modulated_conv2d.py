@@ -27,8 +27,10 @@ generator w.r.t. the styles with create_graph=True):
   else in the epilogue).  ``c`` is the raw convolution, written only when the backward needs it
   (demodulation or an input-referenced activation).  Backward: the epilogue's backward, then the
   convolution's: dxs = conv2d_input(dc, w), dx = dxs s, ds = sum_hw dxs x,
-  dw = conv2d_weight(x s, dc).  These are :func:`fastgan.ops.conv2d` gradient ops, so the weight
-  gradient is skipped inside :func:`fastgan.ops.no_weight_gradients`.
+  dw = conv2d_weight(x s, dc) (torch's convolution gradients, differentiable again).  dw is
+  skipped exactly as :func:`fastgan.ops.conv2d` skips it: inside
+  :func:`fastgan.ops.no_weight_gradients` for a leaf weight, and whenever the autograd engine
+  will not use it for a computed one (R1 / path-length inner passes).
 
 Backends (``impl``): 'ref' (PyTorch; on CPU and the oracle), 'triton' (the fused kernel for
 up = down = 1 with symmetric non-negative padding, otherwise conv2d_resample + the Triton epilogue)
@@ -265,7 +267,10 @@ def _fused_op(x: Tensor, w: Tensor, s: Tensor, d: Optional[Tensor], noise: Optio
               b: Optional[Tensor], padx: int, pady: int, act: str, alpha: float, gain: float,
               clamp: float, save_c: bool, impl: str) -> tuple[Tensor, Tensor]:
     x = _dense4(x)
-    w, s = w.contiguous(), s.contiguous()
+    # the Triton kernel reads the weight with input channels innermost (channels_last)
+    w = w.contiguous(memory_format=torch.channels_last if impl == "triton" else
+                     torch.contiguous_format)
+    s = s.contiguous()
     d = None if d is None else d.contiguous()
     b = None if b is None else b.contiguous()
     return _fused_launch(impl, x, w, s, d, noise, b, padx, pady, act, alpha, gain, clamp, save_c)
@@ -293,15 +298,6 @@ def _fused_setup(ctx, inputs, output):
     ctx.save_for_backward(x, w, s, d, noise, b, y, c)
 
 
-def _weight_grads_enabled() -> bool:
-    """False inside :func:`fastgan.ops.no_weight_gradients` (gradient-penalty inner passes)."""
-    try:
-        from . import conv2d as _conv2d
-    except ImportError:
-        return True
-    return getattr(_conv2d, "weight_gradients_enabled", lambda: True)()
-
-
 def _conv_grads(x, w, s, dc, pad, need_x, need_w, need_s):
     """(dx, dw, ds) of c = conv2d(x * s, w, padding=pad) (torch ops; differentiable)."""
     cdt = _cdt(x.dtype)
@@ -312,7 +308,7 @@ def _conv_grads(x, w, s, dc, pad, need_x, need_w, need_s):
             dx = (dxs.to(cdt) * s[:, :, None, None]).to(x.dtype)
         if need_s:
             ds = (dxs.to(cdt) * x.to(cdt)).sum([2, 3])
-    if need_w and _weight_grads_enabled():
+    if need_w:
         xs = (x.to(cdt) * s[:, :, None, None]).to(x.dtype)
         dw = torch.nn.grad.conv2d_weight(xs, w.shape, dc, padding=pad)
     return dx, dw, ds
@@ -339,7 +335,10 @@ def _fused_bwd(ctx, dy, dc_out):
         dc = dc + dc_out  # c is an output too (second-order terms reach it)
     dx = dw = ds = None
     if need_c:
-        dx, dw, ds = _conv_grads(x, w, s, dc, ctx.pad, need[0], need[1], need[2])
+        from .conv2d import _want_weight_grad  # no_weight_gradients(), and engine pruning
+
+        dx, dw, ds = _conv_grads(x, w, s, dc, ctx.pad, need[0], _want_weight_grad(ctx, w),
+                                 need[2])
     return dx, dw, ds, dd, dnoise, db, None, None, None, None, None, None, None, None
 
 

@@ -336,3 +336,31 @@ def test_nan_propagates(fused):
                          impl="ref")
     assert torch.isnan(y[1, :, 1:4, 1:4]).all()   # the 3x3 neighbourhood of the NaN
     assert torch.isfinite(y[0]).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# no_weight_gradients
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_no_weight_gradients_skips_dw_and_keeps_penalty_exact(fused):
+    from fastgan.ops import no_weight_gradients
+
+    x, w, s, b, nz = _inputs(n=2, i=3, o=4, h=5, w=5, grad=True)
+    # without demodulation the weight reaches y only through the convolution
+    y = modulated_conv2d(x, w, s, noise=nz, padding=1, bias=b, act="tanh", fused_modconv=fused,
+                         demodulate=False, impl="ref")
+    with no_weight_gradients():
+        gx, gw = torch.autograd.grad(y.sum(), (x, w), create_graph=True, allow_unused=True)
+    assert gw is None  # the leaf weight's gradient was not computed inside the switch
+    assert gx is not None
+
+    def penalty(switch):
+        yy = modulated_conv2d(x, w, s, noise=nz, padding=1, bias=b, act="tanh",
+                              fused_modconv=fused, impl="ref")
+        with no_weight_gradients(switch):
+            (g,) = torch.autograd.grad(yy.sum(), x, create_graph=True)
+        return torch.autograd.grad(g.square().sum(), (w, s, b))
+
+    for got, want in zip(penalty(True), penalty(False)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

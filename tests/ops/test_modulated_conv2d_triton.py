@@ -1,0 +1,97 @@
+"""modulated_conv2d with impl='triton' under TRITON_INTERPRET=1 on CPU tensors against impl='ref':
+the fused layer (implicit-GEMM kernel) and the epilogue path (up / down, fused_modconv=False),
+forward, first-order gradients of every input and the path-length second order (grad w.r.t. the
+styles with create_graph, then backward).  The kernels' own contracts are tested in
+tests/kernels/test_modulated_conv2d_kernel.py and test_modconv_epilogue_kernel.py."""
+import pytest
+import torch
+
+from fastgan.ops import modulated_conv2d, setup_filter
+
+pytestmark = pytest.mark.interpret
+
+TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
+CL = torch.channels_last
+
+
+def _inputs(dtype, n=2, i=5, o=6, h=5, w=6, k=3, fmt=torch.contiguous_format, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, i, h, w, generator=g, dtype=dtype).contiguous(memory_format=fmt)
+    wt = torch.randn(o, i, k, k, generator=g, dtype=dtype)
+    s = torch.randn(n, i, generator=g, dtype=dtype) + 1
+    b = torch.randn(o, generator=g, dtype=dtype)
+    return [t.requires_grad_() for t in (x, wt, s, b)]
+
+
+def _close(got, want, dtype):
+    tol = TOL[dtype]
+    scale = want.detach().abs().max().item()
+    torch.testing.assert_close(got.detach(), want.detach(), rtol=tol, atol=tol * max(scale, 1e-12))
+
+
+CASES = [  # (up, down, padding, k, fused, act, clamp, demodulate, noise)
+    (1, 1, 1, 3, True, "lrelu", None, True, "per_sample"),
+    (1, 1, 0, 1, True, "linear", None, True, None),
+    (1, 1, 1, 3, True, "swish", 0.8, True, "full"),
+    (1, 1, 2, 3, True, "tanh", None, False, "shared"),
+    (1, 1, 1, 3, False, "lrelu", 0.5, True, "per_sample"),
+    (2, 1, 1, 3, True, "lrelu", None, True, "per_sample"),
+    (1, 2, 1, 3, True, "tanh", None, True, None),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL])
+@pytest.mark.parametrize("up,down,padding,k,fused,act,clamp,demodulate,noise", CASES)
+def test_forward_and_gradients_vs_ref(dtype, fmt, up, down, padding, k, fused, act, clamp,
+                                      demodulate, noise):
+    x, w, s, b = _inputs(dtype, k=k, fmt=fmt)
+    f = setup_filter([1, 3, 3, 1]).to(dtype) if up > 1 or down > 1 else None
+    with torch.no_grad():
+        oh, ow = modulated_conv2d(x, w, s, up=up, down=down, padding=padding, resample_filter=f,
+                                  impl="ref").shape[2:]
+    nz = None
+    if noise is not None:
+        shape = {"per_sample": (2, 1, oh, ow), "shared": (1, 1, oh, ow), "full": (2, 6, oh, ow)}[noise]
+        nz = torch.randn(shape, dtype=dtype, requires_grad=True)
+    kw = dict(noise=nz, up=up, down=down, padding=padding, resample_filter=f,
+              demodulate=demodulate, fused_modconv=fused, bias=b, act=act, clamp=clamp)
+    y = modulated_conv2d(x, w, s, impl="triton", **kw)
+    r = modulated_conv2d(x, w, s, impl="ref", **kw)
+    assert y.is_contiguous(memory_format=fmt)
+    _close(y, r, dtype)
+    ins = [t for t in (x, w, s, nz, b) if t is not None]
+    dy = torch.randn_like(r)
+    for g, gr in zip(torch.autograd.grad(y, ins, dy), torch.autograd.grad(r, ins, dy)):
+        _close(g, gr, dtype)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_path_length_second_order_vs_ref(fused):
+    dtype = torch.float64
+    x, w, _, b = _inputs(dtype)
+    wlat = torch.randn(2, 4, dtype=dtype, requires_grad=True)
+    aff = torch.randn(5, 4, dtype=dtype, requires_grad=True)
+    nz = torch.randn(2, 1, 5, 6, dtype=dtype)
+    pl_noise = torch.randn(2, 6, 5, 6, dtype=dtype)
+
+    def run(impl):
+        s = wlat @ aff.t() + 1
+        y = modulated_conv2d(x, w, s, noise=nz, padding=1, bias=b, act="tanh",
+                             fused_modconv=fused, impl=impl)
+        (g,) = torch.autograd.grad((y * pl_noise).sum(), wlat, create_graph=True)
+        pen = g.square().sum(1).sqrt().sub(1).square().mean()
+        return torch.autograd.grad(pen, (w, aff, x, b))
+
+    for got, want in zip(run("triton"), run("ref")):
+        _close(got, want, dtype)
+
+
+def test_nan_propagates_triton():
+    x, w, s, b = _inputs(torch.float32)
+    x = x.detach().clone()
+    x[0, 1, 2, 3] = float("nan")
+    y = modulated_conv2d(x, w.detach(), s.detach(), padding=1, bias=b.detach(), act="lrelu",
+                         impl="triton")
+    assert torch.isnan(y[0, :, 1:4, 2:5]).all()
+    assert torch.isfinite(y[1]).all()
