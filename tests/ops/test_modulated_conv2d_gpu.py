@@ -20,6 +20,10 @@ CL = torch.channels_last
 
 def _need(impl):
     st = available_impls("cuda")[impl]
+    if st and impl == "cuda":
+        from fastgan.ops.modulated_conv2d import _cuda_ext_has_ops
+        if not _cuda_ext_has_ops():
+            st = type(st)(False, "fastgan._C has no modconv_dcoefs / modconv_epilogue kernels")
     if not st:
         if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
             pytest.fail(f"{impl} unavailable: {st.reason}")
