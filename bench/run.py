@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from bench import harness as H
 
-OP_FAMILIES = ("bias_act", "upfirdn2d", "modulated_conv2d")  # a new op family: add its module name (bench/<name>.py) here
+OP_FAMILIES = ("bias_act", "upfirdn2d", "modulated_conv2d", "adain")  # a new op family: add its module name (bench/<name>.py) here
 
 
 def _csv(s):

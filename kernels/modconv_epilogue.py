@@ -20,11 +20,13 @@ from .bias_act import _act
 
 
 @triton.jit
-def modconv_dcoefs_kernel(d_ptr, s_ptr, wsq_ptr, N, I, O, eps,
+def modconv_dcoefs_kernel(d_ptr, s_ptr, wsq_ptr, eps_ptr, N, I, O, eps,
                           BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr):
     n = tl.program_id(0)
     ob = tl.program_id(1)
     CDT: tl.constexpr = tl.float64 if d_ptr.dtype.element_ty == tl.float64 else tl.float32
+    if CDT == tl.float64:  # a Python float arrives as fp32: float64 runs read the exact eps
+        eps = tl.load(eps_ptr)
     o = ob * BLOCK_O + tl.arange(0, BLOCK_O)
     omask = o < O
     acc = tl.zeros([BLOCK_O], dtype=CDT)
@@ -40,14 +42,19 @@ def modconv_dcoefs_kernel(d_ptr, s_ptr, wsq_ptr, N, I, O, eps,
 
 
 def modconv_dcoefs_triton(d, s, wsq, eps):
+    import torch
+
     n, i = s.shape
     o = wsq.shape[0]
     if d.numel() == 0:
         return d
     block_o = min(64, triton.next_power_of_2(max(o, 1)))
     block_i = min(64, triton.next_power_of_2(max(i, 1)))
+    eps_t = d  # unused unless float64
+    if d.dtype == torch.float64:
+        eps_t = torch.tensor([eps], dtype=torch.float64, device=d.device)
     modconv_dcoefs_kernel[(n, triton.cdiv(o, block_o))](
-        d, s, wsq, n, i, o, float(eps), BLOCK_O=block_o, BLOCK_I=block_i, num_warps=4)
+        d, s, wsq, eps_t, n, i, o, float(eps), BLOCK_O=block_o, BLOCK_I=block_i, num_warps=4)
     return d
 
 

@@ -1,0 +1,26 @@
+"""pytest-benchmark view of the adain cases: ``pytest bench/test_adain.py``.
+
+Each test first checks the provider against the eager composite, so a wrong-but-fast kernel
+fails instead of winning. Full set on CUDA; a handful of small cases on CPU (seconds).
+"""
+import pytest
+
+pytest.importorskip("pytest_benchmark")
+
+import torch  # noqa: E402
+
+from bench import adain as fam  # noqa: E402
+from bench import harness as H  # noqa: E402
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+CASES = fam.cases(DEVICE, quick=False)
+if DEVICE == "cpu":  # smallest shape, fp32 NCHW, every mode of every variant
+    CASES = [c for c in CASES if c.shape_label == fam.cases("cpu", False)[0].shape_label and c.dtype == "fp32"
+             and c.memory_format == "nchw"]
+
+
+@pytest.mark.parametrize("provider", H.PROVIDERS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_adain(benchmark, case, provider):
+    benchmark.group = f"{case.id}"
+    H.bench_pytest(benchmark, fam, case, provider, DEVICE)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.adain import adain
+
+
+class AdaIN(nn.Module):
+    """StyleGAN1 adaptive instance normalisation: ``adain(x, 1 + scale, beta)`` with
+    ``(scale, beta) = affine(w)``.
+
+    ``affine`` is an equalized-learning-rate linear layer ``w_dim -> 2 * channels``: its weight is
+    stored as N(0, 1) and multiplied by ``1 / sqrt(w_dim)`` at run time (Karras et al.), its bias
+    starts at zero, so a fresh module starts at gamma = 1 + scale ~ 1 (NVlabs ``style_mod``).
+
+    Shapes: x ``[N, channels, H, W]`` (any layout; half types allowed, the style is applied in
+    float32), w ``[N, w_dim]``; output like x.  ``eps`` is the variance epsilon of the
+    normalisation.  ``impl`` selects the backend of :func:`fastgan.ops.adain`.
+    """
+
+    def __init__(self, channels: int, w_dim: int, eps: float = 1e-5, impl: Optional[str] = None):
+        super().__init__()
+        if channels < 1 or w_dim < 1:
+            raise ValueError(f"AdaIN: channels and w_dim must be >= 1, got {channels}, {w_dim}")
+        self.channels = channels
+        self.w_dim = w_dim
+        self.eps = eps
+        self.impl = impl
+        self.weight = nn.Parameter(torch.randn(2 * channels, w_dim))
+        self.bias = nn.Parameter(torch.zeros(2 * channels))
+        self.weight_gain = 1.0 / math.sqrt(w_dim)
+
+    def style(self, w: torch.Tensor, dtype: torch.dtype = torch.float32
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gamma, beta), each [N, channels] in ``dtype``: gamma = 1 + scale."""
+        if w.dim() != 2 or w.shape[1] != self.w_dim:
+            raise ValueError(f"AdaIN: w must be [N, w_dim={self.w_dim}], got shape {tuple(w.shape)}")
+        s = F.linear(w.to(dtype), self.weight.to(dtype) * self.weight_gain, self.bias.to(dtype))
+        scale, beta = s.chunk(2, dim=1)
+        return 1 + scale, beta
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.channels:
+            raise ValueError(f"AdaIN: x must be [N, channels={self.channels}, H, W], got shape "
+                             f"{tuple(x.shape)}")
+        gamma, beta = self.style(w, torch.float64 if x.dtype == torch.float64 else torch.float32)
+        return adain(x, gamma, beta, eps=self.eps, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, w_dim={self.w_dim}, eps={self.eps:g}"
