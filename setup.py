@@ -75,13 +75,19 @@ setup(
         os.path.join(ROOT, "README.md")) else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["fastgan", "fastgan.*"]) + ["fastgan.kernels"],
-    package_dir={"fastgan": "fastgan", "fastgan.kernels": "kernels"},
-    install_requires=["numpy", "tqdm"],  # torch and triton are installed by the Makefile / by the user
+    # kernels/ and bench/ install as fastgan.kernels and fastgan.bench (`fastgan bench`)
+    packages=find_packages(include=["fastgan", "fastgan.*"]) + ["fastgan.kernels", "fastgan.bench"],
+    package_dir={"fastgan": "fastgan", "fastgan.kernels": "kernels", "fastgan.bench": "bench"},
+    # torch and triton are installed by the Makefile / by the user
+    install_requires=["numpy", "tqdm", "pillow"],
     extras_require={
         "triton": ["triton"],
-        "test": ["pytest", "pytest-benchmark", "numpy", "matplotlib", "tqdm"],
+        "data": ["scikit-learn", "pyyaml"],  # the `digits` dataset; YAML config files
+        "tensorboard": ["tensorboard"],
+        "test": ["pytest", "pytest-benchmark", "numpy", "matplotlib", "tqdm", "pillow",
+                 "scikit-learn", "pyyaml"],
     },
+    entry_points={"console_scripts": ["fastgan = fastgan.cli:main"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

@@ -367,7 +367,16 @@ def device_info(device: str) -> dict:
 ROW_KEY = ("op", "variant", "shape_label", "dtype", "memory_format", "mode", "provider")
 
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+def _results_dir() -> str:
+    """bench/results of a source checkout (also under an editable install); ``./bench-results``
+    when fastgan is installed as a package (never write into site-packages)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.exists(os.path.join(os.path.dirname(here), "setup.py")):
+        return os.path.join(here, "results")
+    return os.path.join(os.getcwd(), "bench-results")
+
+
+RESULTS_DIR = _results_dir()
 
 
 def write_results(rows: list[dict], info: dict, copy_gbps: float, out_dir: str,

@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.harness import FORMATS, Case
+from .harness import FORMATS, Case
 
 OP = "modulated_conv2d"
 WRT = ("s", "x", "w", "b")

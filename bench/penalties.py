@@ -43,7 +43,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench import harness as H
+from . import harness as H
 from fastgan.ops import bias_act, conv2d, conv2d_resample, no_weight_gradients, r1_penalty, setup_filter
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}

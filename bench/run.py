@@ -14,7 +14,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from bench import harness as H
+from . import harness as H
 
 OP_FAMILIES = ("bias_act", "upfirdn2d", "modulated_conv2d", "adain")  # a new op family: add its module name (bench/<name>.py) here
 
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
                    variant=_csv(a.variants), shape_label=_csv(a.shapes))
     work = []
     for name in _csv(a.ops):
-        fam = importlib.import_module(f"bench.{name}")
+        fam = importlib.import_module(f"{__package__}.{name}")
         cs = [c for c in fam.cases(device, a.quick)
               if all(v is None or getattr(c, k) in v for k, v in filters.items())]
         work += [(fam, c) for c in H.order_cases(cs)]

@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.harness import FORMATS, MODES, Case
+from .harness import FORMATS, MODES, Case
 
 OP = "upfirdn2d"
 WRT = ("x",)

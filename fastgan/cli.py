@@ -1,0 +1,357 @@
+"""The ``fastgan`` command line: ``train``, ``generate``, ``prepare``, ``bench``.
+
+``fastgan <command> --help`` explains each; ``python -m fastgan`` is the same program (and the
+form ``torchrun`` needs: ``torchrun --nproc_per_node=8 -m fastgan train ...``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Optional, Sequence
+
+__all__ = ["main", "build_parser"]
+
+EPILOG_TRAIN = """\
+examples:
+  fastgan train --data shapes --resolution 32 --batch 16 --kimg 10 --out runs/shapes
+  fastgan train --data ~/ffhq.zip --kimg 25000 --batch 32 --gpus 8 --out runs/ffhq
+  fastgan train --config runs/ffhq/config.json --resume auto       # continue a run
+  torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 \\
+           --nproc_per_node 8 -m fastgan train --data ffhq.zip --batch 64 ...   # multi-node
+
+Options left unset get NVlabs' per-resolution defaults (channels, lr, gamma, EMA, mapping depth).
+--batch is the total over all processes.  A run directory holds checkpoints (ckpt-*.pt,
+latest.json, best.json), stats.jsonl, log.txt, grids/*.png and config.json.  Ctrl-C or SIGTERM
+saves a checkpoint and exits; --resume auto continues exactly where it stopped.
+"""
+
+# help text per TrainConfig field (the field list itself is the source of the options)
+TRAIN_HELP = {
+    "data": "training data: an image folder (recursive), a .zip (see `fastgan prepare`), or a "
+            "built-in dataset: shapes, digits",
+    "resolution": "image resolution (power of two); default: the dataset's (built-ins: 32)",
+    "cond": "class-conditional training (labels: sub-folder names / dataset.json / built-in)",
+    "mirror": "add x-flipped copies of the images",
+    "max_size": "use only the first N images",
+    "workers": "data-loading worker processes per GPU",
+    "out": "run directory",
+    "kimg": "training length in thousands of real images shown to D",
+    "batch": "total batch size over all GPUs",
+    "seed": "random seed (weights, data order, latents)",
+    "resume": "'auto' (latest checkpoint in --out, else a fresh start) or a checkpoint path",
+    "device": "cuda, cuda:1, cpu (default: cuda when available)",
+    "model": "model family (stylegan2)",
+    "z_dim": "latent size", "w_dim": "intermediate latent size",
+    "channel_base": "channels = min(channel_base / res, channel_max); default per resolution",
+    "channel_max": "maximum channels per layer (default 512)",
+    "mapping_layers": "mapping network depth (default 8 at >= 128^2, else 2)",
+    "mbstd_group": "minibatch-stddev group size (default min(4, per-GPU batch))",
+    "impl": "op backend: ref, triton or cuda (default: the fastest available)",
+    "lr": "Adam learning rate of G and D (default 0.0025, 0.002 at >= 1024^2)",
+    "betas": "Adam betas (two numbers)",
+    "gamma": "R1 weight (default 0.0002 * res^2 / batch)",
+    "r1_interval": "lazy R1 interval (0: no R1)",
+    "pl_weight": "path-length regularisation weight (0: off)",
+    "pl_interval": "lazy path-length interval",
+    "pl_batch_shrink": "path-length batch = batch / this",
+    "pl_decay": "decay of the path-length running mean",
+    "style_mixing": "style-mixing probability",
+    "ema_kimg": "half-life of G_ema in kimg (default batch * 10 / 32)",
+    "ema_rampup": "EMA half-life ramp-up as a fraction of kimg seen",
+    "augment": "differentiable augmentation: none, diffaug (DiffAugment) or ada (adaptive p)",
+    "diffaug_policy": "DiffAugment ops (comma list of color, translation, cutout)",
+    "ada_target": "ADA target of E[sign(D(real))]",
+    "ada_kimg": "ADA speed: kimg for p to move from 0 to 1",
+    "ada_interval": "ADA adjustment interval in steps",
+    "precision": "auto (bf16 on GPUs that support it, else fp32), fp32, bf16, fp16 (NVlabs recipe)",
+    "num_fp16_res": "with --precision fp16: number of top resolutions in float16",
+    "channels_last": "channels_last memory format (default: on for CUDA)",
+    "compile": "torch.compile the G/D passes that have no double backward",
+    "cudnn_benchmark": "cudnn.benchmark autotuning",
+    "tick_kimg": "progress / stats interval in kimg",
+    "snap_kimg": "checkpoint interval in kimg",
+    "image_kimg": "sample-grid interval in kimg",
+    "metric_kimg": "SWD metric interval in kimg (default: snap_kimg)",
+    "metric_images": "images per SWD evaluation (0: no metric; picks the best checkpoint)",
+    "keep": "checkpoints kept besides the best",
+    "grid_size": "images per sample grid",
+    "tensorboard": "also log to TensorBoard (when installed)",
+    "progress": "tqdm progress bar",
+}
+
+
+def _str2bool(v: str) -> bool:
+    s = str(v).lower()
+    if s in ("1", "true", "yes", "on", "y"):
+        return True
+    if s in ("0", "false", "no", "off", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (yes/no), got {v!r}")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    from .train.config import AUGMENTS, PRECISIONS, TrainConfig
+    g = p.add_argument_group("training options (also accepted in --config files)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": TRAIN_HELP.get(f.name)}
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if kw["help"] is not None and default is not None:
+            kw["help"] += f" [{default}]"
+        if f.name == "betas":
+            g.add_argument(flag, nargs=2, type=float, metavar=("B1", "B2"), **kw)
+        elif f.type in ("bool", "Optional[bool]"):
+            g.add_argument(flag, nargs="?", const=True, type=_str2bool, metavar="yes|no", **kw)
+        elif f.name == "precision":
+            g.add_argument(flag, choices=PRECISIONS, **kw)
+        elif f.name == "augment":
+            g.add_argument(flag, choices=AUGMENTS, **kw)
+        elif f.name == "impl":
+            g.add_argument(flag, choices=("ref", "triton", "cuda"), **kw)
+        elif f.type in ("int", "Optional[int]"):
+            g.add_argument(flag, type=int, metavar="N", **kw)
+        elif f.type in ("float", "Optional[float]"):
+            g.add_argument(flag, type=float, metavar="X", **kw)
+        else:
+            g.add_argument(flag, type=str, **kw)
+    p.add_argument("--config", metavar="FILE", help="YAML or JSON file of training options "
+                   "(command-line options override it); a run's config.json works too")
+    p.add_argument("--gpus", type=int, default=None, metavar="K",
+                   help="launch K processes on this node (torchrun; NCCL on GPUs, gloo on CPU). "
+                        "Under torchrun already, leave it out")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N",
+                   help="stop after N iterations (for smoke tests)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fastgan", description="fastgan: fast StyleGAN2 training with fused GPU kernels.",
+        epilog="Run `fastgan <command> --help` for a command's options.")
+    sub = p.add_subparsers(dest="command", metavar="command")
+
+    t = sub.add_parser("train", help="train StyleGAN2", epilog=EPILOG_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train a StyleGAN2 generator and discriminator.")
+    _add_train_options(t)
+
+    gen = sub.add_parser("generate", help="sample images from a checkpoint",
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Images from a fastgan checkpoint's EMA generator.",
+                         epilog="examples:\n"
+                                "  fastgan generate --ckpt runs/x/ckpt-00001000.pt --n 64 "
+                                "--out grid.png\n"
+                                "  fastgan generate --ckpt C --seeds 0-15 --truncation 0.7 "
+                                "--out grid.png\n"
+                                "  fastgan generate --ckpt C --mode mixing --seeds 0-4 "
+                                "--col-seeds 10-14 --out mix.png\n"
+                                "  fastgan generate --ckpt C --mode interpolate --seeds 0,1,2 "
+                                "--frames 24 --out frames/")
+    gen.add_argument("--ckpt", required=True, help="checkpoint file, or a run directory (its "
+                     "latest checkpoint)")
+    gen.add_argument("--out", required=True, help="output PNG (grid / mixing) or folder "
+                     "(interpolate, images)")
+    gen.add_argument("--mode", choices=("grid", "images", "mixing", "interpolate"),
+                     default="grid", help="grid: one PNG grid; images: one PNG per seed; "
+                     "mixing: style-mixing figure; interpolate: latent-walk frames [grid]")
+    gen.add_argument("--n", type=int, default=None, help="number of images (seeds 0..n-1) "
+                     "when --seeds is not given [64]")
+    gen.add_argument("--seeds", default=None, help="seeds, e.g. 0-63 or 1,5,9")
+    gen.add_argument("--col-seeds", default=None, help="mixing: column seeds [100-104]")
+    gen.add_argument("--crossover", type=int, default=None,
+                     help="mixing: number of coarse ws taken from the row seed [num_ws / 2]")
+    gen.add_argument("--truncation", type=float, default=1.0, help="truncation psi [1.0]")
+    gen.add_argument("--class", dest="class_idx", type=int, default=None,
+                     help="class index for conditional generators")
+    gen.add_argument("--frames", type=int, default=16, help="interpolate: frames per seed pair")
+    gen.add_argument("--space", choices=("w", "z"), default="w", help="interpolate in W or Z")
+    gen.add_argument("--noise", choices=("const", "random", "none"), default="const",
+                     help="noise mode [const]")
+    gen.add_argument("--nrow", type=int, default=None, help="grid: images per row")
+    gen.add_argument("--raw", action="store_true", help="use G instead of G_ema")
+    gen.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
+    gen.add_argument("--impl", choices=("ref", "triton", "cuda"), default=None,
+                     help="op backend (default: the fastest available)")
+
+    pre = sub.add_parser("prepare", help="write a dataset zip at a fixed resolution",
+                         description="Decode, resize and centre-crop a dataset once into a zip of "
+                         "PNGs (+ dataset.json labels), so training never decodes large JPEGs.")
+    pre.add_argument("source", help="image folder, zip, or a built-in (shapes, digits)")
+    pre.add_argument("dest", help="output .zip")
+    pre.add_argument("--resolution", type=int, required=True, help="output resolution")
+    pre.add_argument("--cond", action="store_true", help="store class labels (sub-folder names)")
+    pre.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 (grey) or 3 (RGB)")
+    pre.add_argument("--max-images", type=int, default=None, help="stop after N images")
+
+    b = sub.add_parser("bench", help="run the benchmark suite",
+                       description="Benchmarks (results in bench/results/ as JSON, Markdown, PNG). "
+                       "suite: ops (per-op families: bench.run), penalties, stylegan2 (model "
+                       "passes), train (training throughput), all (ops + penalties + stylegan2). "
+                       "Remaining arguments go to the suite (e.g. --quick, --device cpu).")
+    b.add_argument("suite", nargs="?", default="all",
+                   choices=("all", "ops", "penalties", "stylegan2", "train"))
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the suite")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+
+def _train_config(ns: argparse.Namespace):
+    from .train.config import TrainConfig, load_config_file
+    opts: dict = {}
+    if ns.config:
+        opts.update(load_config_file(ns.config))
+    for f in dataclasses.fields(TrainConfig):
+        if hasattr(ns, f.name):
+            opts[f.name] = getattr(ns, f.name)
+    if "betas" in opts:
+        opts["betas"] = tuple(opts["betas"])
+    return TrainConfig.from_dict(opts).validate()
+
+
+def _relaunch_torchrun(k: int, argv: Sequence[str]) -> int:
+    """``--gpus K`` outside torchrun: start K local processes running the same command."""
+    from torch.distributed.run import main as torchrun_main
+    rest, skip = [], False
+    for a in argv:  # drop --gpus K / --gpus=K
+        if skip:
+            skip = False
+            continue
+        if a == "--gpus":
+            skip = True
+            continue
+        if a.startswith("--gpus="):
+            continue
+        rest.append(a)
+    torchrun_main(["--standalone", f"--nproc_per_node={k}", "-m", "fastgan", *rest])
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace, argv: Sequence[str]) -> int:
+    cfg = _train_config(ns)
+    if ns.gpus is not None:
+        if ns.gpus < 1:
+            raise ValueError(f"--gpus must be >= 1, got {ns.gpus}")
+        if ns.gpus > 1 and "WORLD_SIZE" not in os.environ:
+            return _relaunch_torchrun(ns.gpus, argv)
+    from .train.trainer import TrainingDiverged, train
+    try:
+        result = train(cfg, max_steps=ns.max_steps)
+    except TrainingDiverged as e:
+        print(f"fastgan train: {e}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result))
+    return 0
+
+
+def _resolve_ckpt(path: str) -> str:
+    if os.path.isdir(path):
+        from .train.checkpoint import CheckpointManager
+        found = CheckpointManager(path).list()
+        if not found:
+            raise FileNotFoundError(f"--ckpt: no checkpoints (ckpt-*.pt) in run directory {path!r}")
+        return found[0]
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--ckpt: {path!r} does not exist")
+    return path
+
+
+def cmd_generate(ns: argparse.Namespace) -> int:
+    from . import generate as gen
+    from .utils.images import save_frames, save_image_grid
+    ckpt = _resolve_ckpt(ns.ckpt)
+    G = gen.load_generator(ckpt, device=ns.device, ema=not ns.raw, impl=ns.impl)
+    if ns.seeds is not None and ns.n is not None:
+        raise ValueError("give either --seeds or --n, not both")
+    seeds = gen.parse_seeds(ns.seeds) if ns.seeds else list(range(ns.n if ns.n else 64))
+    if ns.mode == "grid":
+        imgs = gen.generate_images(G, seeds, ns.truncation, ns.class_idx, ns.noise,
+                                   progress=len(seeds) > 64)
+        out = save_image_grid(imgs, ns.out, nrow=ns.nrow)
+    elif ns.mode == "images":
+        imgs = gen.generate_images(G, seeds, ns.truncation, ns.class_idx, ns.noise,
+                                   progress=len(seeds) > 64)
+        out = ns.out
+        for s, img in zip(seeds, imgs):
+            save_image_grid(img[None], os.path.join(ns.out, f"seed{s:06d}.png"))
+    elif ns.mode == "mixing":
+        cols = gen.parse_seeds(ns.col_seeds) if ns.col_seeds else list(range(100, 105))
+        rows = seeds if ns.seeds else seeds[:5]
+        grid = gen.style_mixing_grid(G, rows, cols, ns.crossover, ns.truncation, ns.class_idx,
+                                     ns.noise)
+        out = save_image_grid(grid, ns.out)
+    else:
+        frames = gen.interpolation_frames(G, seeds if ns.seeds else seeds[:4], ns.frames,
+                                          ns.truncation, ns.space, ns.class_idx,
+                                          noise_mode=ns.noise)
+        paths = save_frames(frames, ns.out)
+        out = f"{len(paths)} frames in {ns.out}"
+    print(f"fastgan generate: {out} (from {ckpt})")
+    return 0
+
+
+def cmd_prepare(ns: argparse.Namespace) -> int:
+    from .data import prepare_dataset
+    summary = prepare_dataset(ns.source, ns.dest, ns.resolution, use_labels=ns.cond,
+                              num_channels=ns.channels, max_images=ns.max_images)
+    print(json.dumps(summary))
+    return 0
+
+
+BENCH_SUITES = {"ops": "run", "penalties": "penalties", "stylegan2": "stylegan2", "train": "train"}
+
+
+def cmd_bench(ns: argparse.Namespace) -> int:
+    import importlib
+    args = [a for a in ns.args if a != "--"]
+    suites = ["ops", "penalties", "stylegan2"] if ns.suite == "all" else [ns.suite]
+    rc = 0
+    for s in suites:
+        mod = None
+        for pkg in ("fastgan.bench", "bench"):
+            try:
+                mod = importlib.import_module(f"{pkg}.{BENCH_SUITES[s]}")
+                break
+            except ModuleNotFoundError as e:
+                if e.name not in (pkg, f"{pkg}.{BENCH_SUITES[s]}", pkg.split(".")[0]):
+                    raise
+        if mod is None:
+            raise RuntimeError(f"fastgan bench: the benchmark suite '{s}' is not installed; "
+                               "reinstall fastgan (`pip install -e .` from a checkout) or run "
+                               "`make bench` in the source tree")
+        rc = max(rc, int(mod.main(args) or 0))
+    return rc
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if ns.command == "train":
+            return cmd_train(ns, argv)
+        if ns.command == "generate":
+            return cmd_generate(ns)
+        if ns.command == "prepare":
+            return cmd_prepare(ns)
+        return cmd_bench(ns)
+    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
+        # bad input: one clear line instead of a traceback (FASTGAN_DEBUG=1 shows it)
+        if os.environ.get("FASTGAN_DEBUG"):
+            raise
+        print(f"fastgan {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
