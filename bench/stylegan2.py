@@ -434,11 +434,12 @@ def precision_flags() -> dict:
     return flags
 
 
-def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:
-    """Write ``<slug>-<date>-stylegan2<suffix>.{json,md,png}`` into ``out_dir``, merging with a
-    same-day file's rows (``merge_rows``)."""
+def write_merged_results(rows: list[dict], info: dict, out_dir: str, name: str, suffix: str,
+                         merge, render, plot_fn) -> list[str]:
+    """Write ``<slug>-<date>-<name><suffix>.{json,md,png}`` into ``out_dir``, merging ``rows``
+    into a same-day file's rows with ``merge(old, new)`` (shared by the model-level benchmarks)."""
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"{info['slug']}-{info['date']}-stylegan2{suffix}")
+    stem = os.path.join(out_dir, f"{info['slug']}-{info['date']}-{name}{suffix}")
     old = []
     if os.path.exists(stem + ".json"):
         try:
@@ -447,12 +448,18 @@ def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") 
         except (OSError, ValueError, AttributeError) as e:
             raise ValueError(f"{stem}.json: cannot merge into this results file ({e}); move it "
                              "away or pass another --out") from e
-    doc = dict(info, rows=merge_rows(old, rows))
+    doc = dict(info, rows=merge(old, rows))
     with open(stem + ".json", "w") as f:
         json.dump(doc, f, indent=1)
     with open(stem + ".md", "w") as f:
-        f.write(render_markdown(doc))
-    return [stem + ".json", stem + ".md"] + plot(doc, stem + ".png")
+        f.write(render(doc))
+    return [stem + ".json", stem + ".md"] + plot_fn(doc, stem + ".png")
+
+
+def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:
+    """``<slug>-<date>-stylegan2<suffix>.{json,md,png}``, merged with a same-day file's rows."""
+    return write_merged_results(rows, info, out_dir, "stylegan2", suffix, merge_rows,
+                                render_markdown, plot)
 
 
 def _fmt(v, spec: str, suffix: str = "") -> str:

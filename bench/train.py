@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import operator
 import os
 import sys
@@ -57,6 +56,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from . import harness as H
+from . import stylegan2 as S
 from .stylegan2 import _csv, _fmt, _free, _is_oom, _positive_int_list, precision_flags
 from fastgan.ops import available_impls
 from fastgan.train.config import TrainConfig
@@ -401,24 +401,10 @@ def plot(doc: dict, path: str) -> list[str]:
 
 
 def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:
-    """Write ``<slug>-<date>-train<suffix>.{json,md,png}`` into ``out_dir``, merging with a
-    same-day file's rows (:func:`merge_rows`)."""
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"{info['slug']}-{info['date']}-train{suffix}")
-    old = []
-    if os.path.exists(stem + ".json"):
-        try:
-            with open(stem + ".json") as f:
-                old = json.load(f).get("rows", [])
-        except (OSError, ValueError, AttributeError) as e:
-            raise ValueError(f"{stem}.json: cannot merge into this results file ({e}); move it "
-                             "away or pass another --out") from e
-    doc = dict(info, rows=merge_rows(old, rows))
-    with open(stem + ".json", "w") as f:
-        json.dump(doc, f, indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(render_markdown(doc))
-    return [stem + ".json", stem + ".md"] + plot(doc, stem + ".png")
+    """``<slug>-<date>-train<suffix>.{json,md,png}``, merged with a same-day file's rows
+    (:func:`merge_rows`)."""
+    return S.write_merged_results(rows, info, out_dir, "train", suffix, merge_rows,
+                                  render_markdown, plot)
 
 
 # ------------------------------------------------------------------------------------- CLI

@@ -28,13 +28,19 @@ def test_short_cuda_run_per_precision(tmp_path, precision):
     assert state["step"] == 6
 
 
-def test_compiled_passes_match_eager_first_step(tmp_path):
-    a = Trainer(tiny(tmp_path / "a", device="cuda", precision="fp32", compile=False))
-    b = Trainer(tiny(tmp_path / "b", device="cuda", precision="fp32", compile=True))
-    a.train_step()
-    b.train_step()
-    for (n, p), q in zip(a.G.named_parameters(), b.G.parameters()):
-        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-4, msg=n)
+def test_compiled_passes_match_eager_losses(tmp_path, monkeypatch):
+    import torch._inductor.config as inductor_config
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    kw = dict(device="cuda", precision="fp32", augment="none", metric_images=0)
+    a = Trainer(tiny(tmp_path / "a", compile=False, **kw))
+    b = Trainer(tiny(tmp_path / "b", compile=True, **kw))
+    for _ in range(2):
+        a.train_step()
+        b.train_step()
+    la, _, _ = a.stats.collect()
+    lb, _, _ = b.stats.collect()
+    for k in la:
+        assert lb[k] == pytest.approx(la[k], rel=1e-2, abs=1e-4), k
 
 
 def test_resume_on_cuda(tmp_path):
