@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mode", choices=("grid", "images", "mixing", "interpolate"),
                      default="grid", help="grid: one PNG grid; images: one PNG per seed; "
                      "mixing: style-mixing figure; interpolate: latent-walk frames [grid]")
-    gen.add_argument("--n", type=int, default=None, help="number of images (seeds 0..n-1) "
-                     "when --seeds is not given [64]")
+    gen.add_argument("--n", type=int, default=None, help="number of images: seeds 0..n-1, or "
+                     "the first n of --seeds [64]")
     gen.add_argument("--seeds", default=None, help="seeds, e.g. 0-63 or 1,5,9")
     gen.add_argument("--col-seeds", default=None, help="mixing: column seeds [100-104]")
     gen.add_argument("--crossover", type=int, default=None,
@@ -268,9 +268,16 @@ def cmd_generate(ns: argparse.Namespace) -> int:
     from .utils.images import save_frames, save_image_grid
     ckpt = _resolve_ckpt(ns.ckpt)
     G = gen.load_generator(ckpt, device=ns.device, ema=not ns.raw, impl=ns.impl)
-    if ns.seeds is not None and ns.n is not None:
-        raise ValueError("give either --seeds or --n, not both")
-    seeds = gen.parse_seeds(ns.seeds) if ns.seeds else list(range(ns.n if ns.n else 64))
+    if ns.n is not None and ns.n < 1:
+        raise ValueError(f"--n must be >= 1, got {ns.n}")
+    if ns.seeds:  # --n with --seeds: the first n of them
+        seeds = gen.parse_seeds(ns.seeds)
+        if ns.n is not None:
+            if ns.n > len(seeds):
+                raise ValueError(f"--n {ns.n} but --seeds gives only {len(seeds)} seeds")
+            seeds = seeds[:ns.n]
+    else:
+        seeds = list(range(ns.n if ns.n else 64))
     if ns.mode == "grid":
         imgs = gen.generate_images(G, seeds, ns.truncation, ns.class_idx, ns.noise,
                                    progress=len(seeds) > 64)

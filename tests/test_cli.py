@@ -58,6 +58,13 @@ def test_train_then_generate_round_trip(tmp_path, capsys):
     assert main(["generate", "--ckpt", str(run), "--seeds", "0-5", "--truncation", "0.7",
                  "--out", str(grid2), "--device", "cpu"]) == 0
     assert np.array_equal(im, np.asarray(Image.open(grid2)))
+    # --n with --seeds takes the first n seeds: the first row of the 6-image grid
+    grid3 = tmp_path / "grid3.png"
+    assert main(["generate", "--ckpt", str(run), "--n", "3", "--seeds", "0-5", "--truncation",
+                 "0.7", "--nrow", "3", "--out", str(grid3), "--device", "cpu"]) == 0
+    assert np.array_equal(np.asarray(Image.open(grid3)), im[:16])
+    assert main(["generate", "--ckpt", str(run), "--n", "9", "--seeds", "0-5",
+                 "--out", str(grid3), "--device", "cpu"]) == 2
 
     mix = tmp_path / "mix.png"
     assert main(["generate", "--ckpt", str(run), "--mode", "mixing", "--seeds", "0-2",
