@@ -19,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include "bias_act.h"  // FASTGAN_ACT_* ids, FASTGAN_DTYPE_* codes
+#include "host_util.cuh"  // aligned16, sm_count
 
 namespace {
 
@@ -186,29 +187,6 @@ FG_HD typename AccOf<T>::type ld_elem(const void* base, size_t i) {
 #else
     return to_acc<T>(static_cast<const T*>(base)[i]);
 #endif
-}
-
-
-// ------------------------------------------------------------------------------------------------
-// Host helpers.
-inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
-
-inline cudaError_t sm_count(int* out) {
-    static std::atomic<int> cache[64];
-    int dev = 0;
-    cudaError_t err = cudaGetDevice(&dev);
-    if (err != cudaSuccess) return err;
-    if (dev >= 0 && dev < 64) {
-        const int cached = cache[dev].load(std::memory_order_relaxed);
-        if (cached > 0) { *out = cached; return cudaSuccess; }
-    }
-    int sms = 0;
-    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    if (err != cudaSuccess) return err;
-    if (sms < 1) sms = 1;
-    if (dev >= 0 && dev < 64) cache[dev].store(sms, std::memory_order_relaxed);
-    *out = sms;
-    return cudaSuccess;
 }
 
 }  // namespace

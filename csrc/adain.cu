@@ -25,6 +25,7 @@
 // Phases communicate only through shared memory and global memory, so tests/csrc/adain_emu.cu runs
 // a launch on the CPU block by block, phase by phase, thread by thread.
 #include "adain.h"
+#include "host_util.cuh"  // aligned16, sm_count
 
 #include <atomic>
 #include <cstdint>
@@ -548,24 +549,6 @@ adain_combine_kernel(const A* part, A* out_a, A* out_b, int64_t planes, int64_t 
 // ------------------------------------------------------------------------------------------------
 // host side
 
-cudaError_t sm_count(int* out) {
-    static std::atomic<int> cache[64];
-    int dev = 0;
-    cudaError_t err = cudaGetDevice(&dev);
-    if (err != cudaSuccess) return err;
-    if (dev >= 0 && dev < 64) {
-        const int cached = cache[dev].load(std::memory_order_relaxed);
-        if (cached > 0) { *out = cached; return cudaSuccess; }
-    }
-    int sms = 0;
-    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    if (err != cudaSuccess) return err;
-    if (sms < 1) sms = 1;
-    if (dev >= 0 && dev < 64) cache[dev].store(sms, std::memory_order_relaxed);
-    *out = sms;
-    return cudaSuccess;
-}
-
 int element_size(int code) {
     switch (code) {
         case FASTGAN_DTYPE_F32: return 4;
@@ -576,7 +559,6 @@ int element_size(int code) {
     }
 }
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
 int64_t pow2_at_least(int64_t v) {
     int64_t r = 1;

@@ -59,6 +59,7 @@
 // All base offsets and strides are int64; in-tile coordinates are int32, which the host checks
 // with a wide margin before choosing the tiled path.
 #include "upfirdn2d.h"
+#include "host_util.cuh"  // sm_count
 
 #include <atomic>
 #include <cstdint>
@@ -577,27 +578,6 @@ __global__ void __launch_bounds__(kMaxThreads) upfirdn2d_general_kernel(const Ge
 
 // ------------------------------------------------------------------------------------------------
 // Host side.
-
-cudaError_t sm_count(int* out) {
-    static std::atomic<int> cache[64];
-    int dev = 0;
-    cudaError_t err = cudaGetDevice(&dev);
-    if (err != cudaSuccess) return err;
-    if (dev >= 0 && dev < 64) {
-        const int cached = cache[dev].load(std::memory_order_relaxed);
-        if (cached > 0) {
-            *out = cached;
-            return cudaSuccess;
-        }
-    }
-    int sms = 0;
-    err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-    if (err != cudaSuccess) return err;
-    if (sms < 1) sms = 1;
-    if (dev >= 0 && dev < 64) cache[dev].store(sms, std::memory_order_relaxed);
-    *out = sms;
-    return cudaSuccess;
-}
 
 int64_t gcd64(int64_t a, int64_t b) {
     while (b != 0) {

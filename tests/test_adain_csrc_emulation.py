@@ -18,8 +18,8 @@ import re
 
 import pytest
 
-from tests.test_csrc_compile import ROOT, _find_nvcc, _run
-from tests.test_csrc_emulation import HOST_FLAGS, SANITIZE_FLAGS, _exec
+from tests.test_csrc_compile import ROOT
+from tests.test_csrc_emulation import run_emulation
 
 pytestmark = pytest.mark.cuda_build
 
@@ -27,47 +27,8 @@ HARNESS = os.path.join(ROOT, "tests", "csrc", "adain_emu.cu")
 N_KERNELS = 4 * 2 * 2 * 3 * 2  # dtype x vector width x layout x mode (0, 1, 2) x direction
 
 
-def _build(nvcc, exe, tmp_path, sanitize):
-    cmd = [nvcc, *HOST_FLAGS, *(SANITIZE_FLAGS if sanitize else []), "-x", "cu", HARNESS, "-o", str(exe)]
-    proc, out = _run(cmd, tmp_path)
-    return proc.returncode == 0, cmd, out
-
-
-def _build_harness(nvcc, tmp_path):
-    mode = os.environ.get("FASTGAN_EMU_SANITIZE", "auto").strip().lower()
-    if mode not in ("auto", "0", "1"):
-        pytest.fail(f"FASTGAN_EMU_SANITIZE must be 0, 1 or auto, got {mode!r}")
-    note = "plain build (FASTGAN_EMU_SANITIZE=0)"
-    if mode != "0":
-        exe = tmp_path / "adain_emu_san"
-        ok, cmd, out = _build(nvcc, exe, tmp_path, sanitize=True)
-        if ok:
-            rc, pout = _exec([str(exe), "--probe"], tmp_path, timeout=60)
-            if rc == 0 and "probe ok" in pout:
-                return exe, "ASan + UBSan build"
-            why = f"the sanitized binary does not start here (exit {rc}):\n{pout[-2000:]}"
-        else:
-            why = f"the sanitized build failed:\n$ {' '.join(cmd)}\n{out[-2000:]}"
-        if mode == "1":
-            pytest.fail(f"FASTGAN_EMU_SANITIZE=1 but {why}")
-        note = f"plain build: {why}"
-    exe = tmp_path / "adain_emu"
-    ok, cmd, out = _build(nvcc, exe, tmp_path, sanitize=False)
-    if not ok:
-        pytest.fail(f"nvcc failed to build the emulation harness:\n$ {' '.join(cmd)}\n{out}")
-    return exe, note
-
-
 def test_adain_kernels_emulated_on_cpu(tmp_path):
-    nvcc = _find_nvcc()
-    if nvcc is None:
-        pytest.skip("nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)")
-    exe, note = _build_harness(nvcc, tmp_path)
-    configs = os.environ.get("FASTGAN_EMU_CONFIGS", "150")
-    seed = os.environ.get("FASTGAN_EMU_SEED", "1234")
-    rc, out = _exec([str(exe), configs, seed], tmp_path)
-    print(f"[{note}]\n{out}")
-    assert rc == 0, f"emulated kernels disagree with the reference (exit {rc}, {note}):\n{out}"
+    out = run_emulation(HARNESS, tmp_path, default_configs="150")
 
     m = re.search(r"kernel variants: (\d+) exercised of (\d+)", out)
     assert m, f"no variant summary in the harness output:\n{out}"

@@ -41,8 +41,8 @@ RUN_ENV = {
 }
 
 
-def _build(nvcc, exe, tmp_path, sanitize):
-    cmd = [nvcc, *HOST_FLAGS, *(SANITIZE_FLAGS if sanitize else []), "-x", "cu", HARNESS, "-o", str(exe)]
+def _build(nvcc, harness, exe, tmp_path, sanitize):
+    cmd = [nvcc, *HOST_FLAGS, *(SANITIZE_FLAGS if sanitize else []), "-x", "cu", harness, "-o", str(exe)]
     proc, out = _run(cmd, tmp_path)
     return proc.returncode == 0, cmd, out
 
@@ -56,15 +56,16 @@ def _exec(args, tmp_path, timeout=RUN_TIMEOUT_S):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def _build_harness(nvcc, tmp_path):
+def _build_harness(nvcc, harness, tmp_path):
     """(executable, note): sanitized when possible (per FASTGAN_EMU_SANITIZE), else plain."""
     mode = os.environ.get("FASTGAN_EMU_SANITIZE", "auto").strip().lower()
     if mode not in ("auto", "0", "1"):
         pytest.fail(f"FASTGAN_EMU_SANITIZE must be 0, 1 or auto, got {mode!r}")
+    name = os.path.splitext(os.path.basename(harness))[0]
     note = "plain build (FASTGAN_EMU_SANITIZE=0)"
     if mode != "0":
-        exe = tmp_path / "upfirdn2d_emu_san"
-        ok, cmd, out = _build(nvcc, exe, tmp_path, sanitize=True)
+        exe = tmp_path / f"{name}_san"
+        ok, cmd, out = _build(nvcc, harness, exe, tmp_path, sanitize=True)
         if ok:
             rc, pout = _exec([str(exe), "--probe"], tmp_path, timeout=60)
             if rc == 0 and "probe ok" in pout:
@@ -75,23 +76,31 @@ def _build_harness(nvcc, tmp_path):
         if mode == "1":
             pytest.fail(f"FASTGAN_EMU_SANITIZE=1 but {why}")
         note = f"plain build: {why}"
-    exe = tmp_path / "upfirdn2d_emu"
-    ok, cmd, out = _build(nvcc, exe, tmp_path, sanitize=False)
+    exe = tmp_path / name
+    ok, cmd, out = _build(nvcc, harness, exe, tmp_path, sanitize=False)
     if not ok:
         pytest.fail(f"nvcc failed to build the emulation harness:\n$ {' '.join(cmd)}\n{out}")
     return exe, note
 
 
-def test_upfirdn2d_kernels_emulated_on_cpu(tmp_path):
+def run_emulation(harness, tmp_path, default_configs: str = "300") -> str:
+    """Build ``harness`` (tests/csrc/*_emu.cu) and run it with FASTGAN_EMU_CONFIGS random configs
+    (default ``default_configs``) and FASTGAN_EMU_SEED; fails the test on a non-zero exit and
+    returns the harness output for the caller's coverage checks.  Skips without nvcc."""
     nvcc = _find_nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)")
-    exe, note = _build_harness(nvcc, tmp_path)
-    configs = os.environ.get("FASTGAN_EMU_CONFIGS", "300")
+    exe, note = _build_harness(nvcc, harness, tmp_path)
+    configs = os.environ.get("FASTGAN_EMU_CONFIGS", default_configs)
     seed = os.environ.get("FASTGAN_EMU_SEED", "1234")
     rc, out = _exec([str(exe), configs, seed], tmp_path)
     print(f"[{note}]\n{out}")
     assert rc == 0, f"emulated kernels disagree with the reference (exit {rc}, {note}):\n{out}"
+    return out
+
+
+def test_upfirdn2d_kernels_emulated_on_cpu(tmp_path):
+    out = run_emulation(HARNESS, tmp_path)
 
     m = re.search(r"kernel variants: (\d+) exercised of (\d+) instantiated", out)
     assert m, f"no variant summary in the harness output:\n{out}"
