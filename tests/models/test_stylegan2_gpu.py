@@ -3,14 +3,14 @@ on CUDA — G and D forward, parameter gradients, R1 through D and path length t
 float32, under bf16 autocast, with the fp16 recipe and channels_last; torch.compile(fullgraph=True)
 of G and D against eager.  Skipped without a CUDA device; with FASTGAN_REQUIRE_ALL_BACKENDS=1 a
 backend that is not built fails instead of skipping."""
-import os
 
 import pytest
 import torch
 
 from fastgan.models.stylegan2 import Discriminator, Generator
-from fastgan.ops import available_impls, path_length_penalty, r1_penalty
+from fastgan.ops import path_length_penalty, r1_penalty
 from tests.models.test_stylegan2 import randomize_
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -18,14 +18,6 @@ FUSED = ["triton", "cuda"]
 G_CFG = dict(z_dim=64, w_dim=64, img_resolution=64, channel_base=2048, channel_max=64,
              mapping_layers=4)
 D_CFG = dict(img_resolution=64, channel_base=2048, channel_max=64)
-
-
-def _need(impl):
-    st = available_impls("cuda")[impl]
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
 
 
 def _pair(cls, impl, **kw):
@@ -54,7 +46,7 @@ def _check_grads(g_other, g_ref, tol):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("mode", ["fp32", "bf16", "fp16_recipe", "channels_last"])
 def test_generator_matches_ref(impl, mode):
-    _need(impl)
+    need_impl(impl)
     kw = dict(G_CFG)
     if mode == "fp16_recipe":
         kw.update(num_fp16_res=2, conv_clamp=256)
@@ -75,7 +67,7 @@ def test_generator_matches_ref(impl, mode):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("mode", ["fp32", "bf16", "fp16_recipe"])
 def test_discriminator_and_r1_match_ref(impl, mode):
-    _need(impl)
+    need_impl(impl)
     kw = dict(D_CFG)
     if mode == "fp16_recipe":
         kw.update(num_fp16_res=2, conv_clamp=256)
@@ -91,7 +83,7 @@ def test_discriminator_and_r1_match_ref(impl, mode):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_path_length_matches_ref(impl):
-    _need(impl)
+    need_impl(impl)
     ref, G = _pair(Generator, impl, **G_CFG)
     ws = ref.mapping(torch.randn(4, 64, device="cuda")).detach()
     res = {}
@@ -108,7 +100,7 @@ def test_path_length_matches_ref(impl):
 @pytest.mark.parametrize("impl", ["ref", "triton", "cuda"])
 def test_compile_fullgraph(impl):
     if impl != "ref":
-        _need(impl)
+        need_impl(impl)
     torch.manual_seed(0)
     G = randomize_(Generator(impl=impl, **G_CFG)).cuda().eval()
     D = randomize_(Discriminator(impl=impl, **D_CFG)).cuda().eval()

@@ -8,7 +8,6 @@ checked against an independent oracle and by gradcheck in tests/ops/test_adain.p
 cover every launch plan of both backends: whole planes in one tile / block, planes looped over
 tiles, planes split across programs + combine, NCHW and channels_last, vectorised and scalar
 (misaligned / odd-size) paths."""
-import os
 import sys
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 
 from fastgan.ops import adain, available_impls
 from tests._adain_oracle import assert_rel_norm_list, value_grads
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -23,14 +23,6 @@ FUSED = ["triton", "cuda"]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # ||impl - ref(fp64)|| / ||ref||: half types store y / dx rounded; bf16 has an 8-bit mantissa
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
-
-
-def _need(impl):
-    st = available_impls("cuda")[impl]
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
 
 
 def _layout(x, layout):
@@ -77,7 +69,7 @@ SHAPES = [
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("label,shape", SHAPES, ids=[s[0] for s in SHAPES])
 def test_vs_reference(impl, dtype, layout, label, shape):
-    _need(impl)
+    need_impl(impl)
     x, g, b = _inputs(shape, dtype, layout)
     _compare(impl, x, g, b, second_order=dtype == torch.float32, what=f"{layout} {label}")
 
@@ -85,7 +77,7 @@ def test_vs_reference(impl, dtype, layout, label, shape):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_float32_params_with_half_x(impl, dtype):
-    _need(impl)
+    need_impl(impl)
     for layout in ("contiguous", "channels_last"):
         x, g, b = _inputs((4, 16, 32, 32), dtype, layout, param_dtype=torch.float32)
         _compare(impl, x, g, b, second_order=False, what=layout)
@@ -93,7 +85,7 @@ def test_float32_params_with_half_x(impl, dtype):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_float64(impl):
-    _need(impl)
+    need_impl(impl)
     for label, shape in SHAPES:
         for layout in ("contiguous", "channels_last"):
             x, g, b = _inputs(shape, torch.float64, layout)
@@ -107,7 +99,7 @@ def test_float64(impl):
 @pytest.mark.parametrize("shape", [(1, 2, 1024, 1024), (2, 8, 64, 64), (32, 32, 32, 32)])
 def test_large_mean_statistics(impl, layout, shape):
     """x = 1000 + randn, a big plane included: E[x^2] - E[x]^2 in float32 would be off by ~6%."""
-    _need(impl)
+    need_impl(impl)
     n, c = shape[:2]
     x = _layout(1000 + torch.randn(shape, device="cuda"), layout)
     g, b = torch.randn(n, c, device="cuda"), torch.randn(n, c, device="cuda")
@@ -126,7 +118,7 @@ def test_large_mean_statistics(impl, layout, shape):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_many_small_planes(impl, layout):
     # N * C = 70000 planes of 20 pixels
-    _need(impl)
+    need_impl(impl)
     x, g, b = _inputs((7, 10000, 4, 5), torch.float32, layout)
     _compare(impl, x, g, b, second_order=False, what=layout)
 
@@ -135,7 +127,7 @@ def test_many_small_planes(impl, layout):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_misaligned_storage(impl, layout):
     # a storage offset of one element: no 16-byte vectors (scalar path of the cuda kernels)
-    _need(impl)
+    need_impl(impl)
     shape = (2, 16, 12, 12)
     numel = 2 * 16 * 12 * 12
     buf = torch.randn(numel + 1, device="cuda", dtype=torch.float16)
@@ -150,7 +142,7 @@ def test_misaligned_storage(impl, layout):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_non_dense_input(impl):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(2, 8, 24, 18, device="cuda")[:, :, ::2]
     g, b = torch.randn(2, 8, device="cuda"), torch.randn(2, 8, device="cuda")
     _compare(impl, x, g, b)
@@ -159,7 +151,7 @@ def test_non_dense_input(impl):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_nan_propagates_to_its_plane(impl, layout):
-    _need(impl)
+    need_impl(impl)
     for shape in [(2, 4, 16, 16), (1, 2, 512, 512)]:
         x, g, b = _inputs(shape, torch.float32, layout)
         x[0, 1, 5, 7] = float("nan")
@@ -189,7 +181,7 @@ def test_ref_on_cuda_matches_definition():
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_over_2_pow_31_elements(impl, layout):
-    _need(impl)
+    need_impl(impl)
     shape = (2, 16, 8192, 8193)  # 2 * 16 * 8192 * 8193 = 2**31 + 262144 elements
     numel = 2 * 16 * 8192 * 8193
     assert numel > 2 ** 31

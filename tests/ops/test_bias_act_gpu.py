@@ -1,13 +1,13 @@
 """GPU tier: the triton and cuda backends against the reference on CUDA tensors (skipped without a
 CUDA device; a backend that is not built/installed is reported as a failure, not a skip, when
 FASTGAN_REQUIRE_ALL_BACKENDS=1)."""
-import os
 
 import pytest
 import torch
 
-from fastgan.ops import available_impls, bias_act
+from fastgan.ops import bias_act
 from tests._bias_act_oracle import ACTS, assert_rel_norm_list, value_grads
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -16,20 +16,12 @@ FUSED = ["triton", "cuda"]
 TOL = {torch.float32: 2e-6, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-13}
 
 
-def _need(impl):
-    st = available_impls("cuda")[impl]
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
-
-
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_vs_reference(impl, dtype, act, layout):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(4, 32, 33, 17, device="cuda") * 2
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -47,7 +39,7 @@ def test_vs_reference(impl, dtype, act, layout):
 
 @pytest.mark.parametrize("impl", ["cuda", "triton"])
 def test_float64(impl):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(3, 8, 20, 20, device="cuda", dtype=torch.float64)
     b = torch.randn(8, device="cuda", dtype=torch.float64)
     for act in ACTS:
@@ -58,7 +50,7 @@ def test_float64(impl):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_nan_propagates(impl):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(2, 8, 16, 16, device="cuda")
     x[1, 3, 4, 5] = float("nan")
     for act in ACTS:
@@ -68,7 +60,7 @@ def test_nan_propagates(impl):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_odd_sizes_every_element(impl):
-    _need(impl)
+    need_impl(impl)
     for shape in [(1,), (3, 7, 129, 65), (5, 4097), (2, 3, 64, 64)]:
         x = torch.randn(shape, device="cuda")
         b = torch.randn(shape[1] if len(shape) > 1 else 1, device="cuda")
@@ -81,7 +73,7 @@ def test_odd_sizes_every_element(impl):
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", FUSED)
 def test_over_2_pow_31_elements(impl):
-    _need(impl)
+    need_impl(impl)
     rows = 2 ** 21 + 5  # x has 2**31 + 5120 elements: int32 offsets would wrap
     need = 2 * rows * 1024 * 2 + (1 << 30)
     free, _ = torch.cuda.mem_get_info()

@@ -9,13 +9,13 @@ the GPU lacks the memory), and the CUDA ops' argument checks.  Skipped without a
 backend that is not built is a skip, or a failure with FASTGAN_REQUIRE_ALL_BACKENDS=1.  The public
 op and its autograd are tested by tests/ops/test_modulated_conv2d*.py."""
 import math
-import os
 
 import pytest
 import torch
 
 from fastgan.ops import ACTIVATIONS, available_impls
 from tests._bias_act_oracle import definition
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -33,10 +33,7 @@ def _need(impl):
     st = available_impls("cuda")[impl]
     if st and impl == "cuda" and not hasattr(torch.ops.fastgan_cuda, "modconv_epilogue"):
         st = type(st)(False, "fastgan._C has no modconv_dcoefs / modconv_epilogue kernels (rebuild it)")
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
+    need_impl(impl, st)
 
 
 def _cdt(dtype):

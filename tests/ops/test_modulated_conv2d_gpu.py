@@ -3,12 +3,12 @@ the same (rounded) inputs, at StyleGAN2 layer shapes, fp32 / fp16 / bf16, NCHW a
 forward, first-order gradients of x, weight, styles, noise and bias, and the path-length second
 order.  Skipped without a CUDA device; an unavailable backend fails instead of skipping when
 FASTGAN_REQUIRE_ALL_BACKENDS=1."""
-import os
 
 import pytest
 import torch
 
 from fastgan.ops import available_impls, modulated_conv2d, setup_filter
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -24,10 +24,7 @@ def _need(impl):
         from fastgan.ops.modulated_conv2d import _cuda_ext_has_ops
         if not _cuda_ext_has_ops():
             st = type(st)(False, "fastgan._C has no modconv_dcoefs / modconv_epilogue kernels")
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
+    need_impl(impl, st)
 
 
 def _rel(a, b):

@@ -6,7 +6,6 @@ Forward, backward (dx = the op with up/down swapped) and double backward (the ba
 derivative w.r.t. dy, what R1 / path-length penalties go through) are compared as relative norms
 against ``impl='ref'`` run in float64 on the same (rounded) inputs; the reference itself is checked
 against the step-by-step oracle and by gradcheck in tests/ops/test_upfirdn2d.py."""
-import os
 import random
 
 import pytest
@@ -14,6 +13,7 @@ import torch
 
 from fastgan.ops import available_impls, downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 from tests._upfirdn2d_oracle import random_config, upfirdn2d_definition
+from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
 
@@ -21,14 +21,6 @@ FUSED = ["triton", "cuda"]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 # ||impl - ref(fp64)|| / ||ref||: half types store their results rounded; bf16 has an 8-bit mantissa
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.float64: 1e-12}
-
-
-def _need(impl):
-    st = available_impls("cuda")[impl]
-    if not st:
-        if os.environ.get("FASTGAN_REQUIRE_ALL_BACKENDS") == "1":
-            pytest.fail(f"{impl} unavailable: {st.reason}")
-        pytest.skip(f"{impl} unavailable: {st.reason}")
 
 
 def _value_grads(fn, x, *, rounding, second_order=True, seed=0):
@@ -110,7 +102,7 @@ SG_PARAMS = [(case, dtype) for case in STYLEGAN_CASES for dtype in DTYPES
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("case,dtype", SG_PARAMS)
 def test_stylegan_cases(impl, layout, case, dtype):
-    _need(impl)
+    need_impl(impl)
     shape, fn, taps = STYLEGAN_CASES[case]
     f = setup_filter(taps, device="cuda")
     x = torch.randn(shape, device="cuda")
@@ -151,7 +143,7 @@ N_RANDOM = 20
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("i", range(N_RANDOM))
 def test_random_configs_float32(impl, i):
-    _need(impl)
+    need_impl(impl)
     x, f, kw = _random_case(i)
     x, f = x.cuda(), f.cuda()
     for layout in ["contiguous", "channels_last"]:
@@ -163,7 +155,7 @@ def test_random_configs_float32(impl, i):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("i", range(0, N_RANDOM, 4))
 def test_random_configs_half(impl, dtype, i):
-    _need(impl)
+    need_impl(impl)
     x, f, kw = _random_case(i + 1)
     x, f = x.cuda(), f.cuda()
     for layout in ["contiguous", "channels_last"]:
@@ -174,7 +166,7 @@ def test_random_configs_half(impl, dtype, i):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("i", range(0, N_RANDOM, 2))
 def test_random_configs_float64(impl, i):
-    _need(impl)
+    need_impl(impl)
     x, f, kw = _random_case(i)
     x, f = x.cuda().double(), f.cuda().double()
     want = upfirdn2d_definition(x, f, **kw)
@@ -198,7 +190,7 @@ def test_random_configs_float64(impl, i):
 ])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_large_and_edge_filters(impl, fshape, kw, dtype):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(2, 6, 19, 23, device="cuda")
     f = torch.randn(fshape, device="cuda") / 4
     for layout in ["contiguous", "channels_last"]:
@@ -215,7 +207,7 @@ def test_large_and_edge_filters(impl, fshape, kw, dtype):
 @pytest.mark.parametrize("mode", ["up2", "down2", "general"])
 def test_many_small_planes_grid_limits(impl, layout, mode):
     # N * C = 70000 planes: more than a 65535 grid dimension holds
-    _need(impl)
+    need_impl(impl)
     x = _layout(torch.randn(7, 10000, 4, 5, device="cuda"), layout)
     f = setup_filter(F4, device="cuda")
     fn = {"up2": lambda t, im: upsample2d(t, f, impl=im),
@@ -230,7 +222,7 @@ def test_many_small_planes_grid_limits(impl, layout, mode):
 @pytest.mark.parametrize("shape", [(3, 5, 37, 29), (1, 1, 1, 1), (2, 3, 1, 97), (1, 130, 65, 3),
                                    (5, 7, 129, 2)])
 def test_odd_shapes_every_element(impl, shape):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(shape, device="cuda")
     for f, kw in [(setup_filter(F4, device="cuda"), dict(up=2, padding=[2, 1, 2, 1])),
                   (setup_filter(F4, device="cuda"), dict(down=2, padding=[1, 2, 1, 2])),
@@ -249,7 +241,7 @@ def test_odd_shapes_every_element(impl, shape):
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("layout", ["sliced", "transposed", "cl_sliced"])
 def test_non_contiguous_input(impl, layout):
-    _need(impl)
+    need_impl(impl)
     base = torch.randn(2, 8, 24, 18, device="cuda")
     x = {"sliced": base[:, :, ::2],
          "transposed": torch.randn(2, 8, 18, 12, device="cuda").transpose(2, 3),
@@ -264,7 +256,7 @@ def test_non_contiguous_input(impl, layout):
 
 @pytest.mark.parametrize("impl", FUSED)
 def test_nan_propagates_to_the_pixel_footprint(impl):
-    _need(impl)
+    need_impl(impl)
     x = torch.randn(2, 4, 16, 16, device="cuda")
     x[1, 2, 5, 7] = float("nan")
     f = setup_filter(F4, device="cuda")
