@@ -119,3 +119,31 @@ def resolve_impl(impl: str | None, device: torch.device, prefer: tuple[str, ...]
             if impl_status(name, device):
                 return name
     return "ref"
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_ext_has_ops(*names: str) -> bool:
+    """Whether the loaded fastgan._C registers every ``torch.ops.fastgan_cuda.<name>`` (an
+    extension built from an older checkout may lack a newer op's kernels)."""
+    try:
+        for name in names:
+            getattr(torch.ops.fastgan_cuda, name)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+def fallback_if_ext_lacks_op(chosen: str, impl: str | None, device: torch.device, has_op: bool,
+                             missing: str) -> str:
+    """``chosen`` (from :func:`resolve_impl`), unless it is 'cuda' and the built extension lacks
+    the op (``has_op`` False): then an explicit request (``impl`` or FASTGAN_IMPL) raises, naming
+    ``missing`` and how to rebuild, and an automatic choice falls back quietly to triton / ref."""
+    if chosen != "cuda" or has_op:
+        return chosen
+    requested = impl if impl is not None else (os.environ.get("FASTGAN_IMPL", "").strip() or None)
+    if requested is not None:
+        source = "impl" if impl is not None else "FASTGAN_IMPL"
+        raise BackendUnavailableError(
+            f"{source}='cuda' was requested but the built extension fastgan._C has no {missing}; "
+            "rebuild it: `FASTGAN_BUILD_CUDA=1 pip install -e . --no-build-isolation`")
+    return "triton" if impl_status("triton", device) else "ref"

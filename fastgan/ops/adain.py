@@ -31,15 +31,13 @@ anything else is made contiguous first.
 """
 from __future__ import annotations
 
-import functools
 import math
-import os
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from ._backend import BackendUnavailableError, impl_status, resolve_impl
+from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 
 __all__ = ["adain"]
 
@@ -146,16 +144,9 @@ def _launch_backward(impl, dy, x, gamma, mean, rstd, beta_dtype):
     return dx, dgamma, dbeta
 
 
-@functools.lru_cache(maxsize=None)
 def _cuda_ext_has_op() -> bool:
-    """Whether the loaded fastgan._C registers the adain ops (an extension built from an older
-    checkout may not)."""
-    try:
-        torch.ops.fastgan_cuda.adain_forward
-        torch.ops.fastgan_cuda.adain_backward
-    except (AttributeError, RuntimeError):
-        return False
-    return True
+    """Whether the loaded fastgan._C registers the adain ops (an older build may not)."""
+    return cuda_ext_has_ops("adain_forward", "adain_backward")
 
 
 # impl=None on CUDA: Triton first.  Provisional: neither kernel has run on a GPU yet; the CUDA one is
@@ -166,20 +157,10 @@ _AUTO_ORDER = ("triton", "cuda", "ref")
 
 
 def _resolve(impl: Optional[str], device: torch.device) -> str:
-    """:func:`resolve_impl` (triton, cuda, ref on CUDA tensors), plus: a stale CUDA extension
-    without adain counts as unavailable (skipped quietly when chosen automatically, an error when
-    asked for)."""
-    chosen = resolve_impl(impl, device, prefer=_AUTO_ORDER)
-    if chosen != "cuda" or _cuda_ext_has_op():
-        return chosen
-    requested = impl if impl is not None else (os.environ.get("FASTGAN_IMPL", "").strip() or None)
-    if requested is not None:
-        source = "impl" if impl is not None else "FASTGAN_IMPL"
-        raise BackendUnavailableError(
-            f"{source}='cuda' was requested but the built extension fastgan._C has no adain "
-            "(it predates this op); rebuild it: "
-            "`FASTGAN_BUILD_CUDA=1 pip install -e . --no-build-isolation`")
-    return "triton" if impl_status("triton", device) else "ref"
+    """:func:`resolve_impl` (triton, cuda, ref on CUDA tensors); a stale CUDA extension without adain
+    counts as unavailable (skipped when chosen automatically, an error when asked for)."""
+    return fallback_if_ext_lacks_op(resolve_impl(impl, device, prefer=_AUTO_ORDER), impl, device,
+                                    _cuda_ext_has_op(), "adain (it predates this op)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +256,6 @@ def _backward_bwd(ctx, g_dx, g_dgamma, g_dbeta):
     dy, x, gamma, mean, rstd = ctx.saved_tensors
     need_dy, need_x, need_gamma, need_mean, need_rstd = ctx.needs_input_grad[:5]
     cdt = mean.dtype
-    m = x.shape[2] * x.shape[3]
     r = _plane(rstd)
     gam = _plane(gamma.to(cdt))
     xm = x.to(cdt) - _plane(mean)

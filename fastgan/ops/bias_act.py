@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._backend import resolve_impl, triton_interpret
+from ._backend import resolve_impl
 
 __all__ = ["bias_act", "fused_leaky_relu", "ACTIVATIONS"]
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor
 
 from .upfirdn2d import upfirdn2d

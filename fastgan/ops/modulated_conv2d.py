@@ -45,9 +45,7 @@ demodulation cancels) so per-sample weights cannot overflow.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
-import os
 from typing import Optional, Sequence, Union
 
 import torch
@@ -56,7 +54,7 @@ from torch import Tensor
 
 import importlib
 
-from ._backend import BackendUnavailableError, impl_status, resolve_impl
+from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 from .conv2d_resample import conv2d_resample
 
 _ba = importlib.import_module("fastgan.ops.bias_act")  # the module: the package exports the function
@@ -68,33 +66,17 @@ DEMOD_EPS = 1e-8
 _AUTO_ORDER = ("triton", "cuda", "ref")
 
 
-@functools.lru_cache(maxsize=None)
 def _cuda_ext_has_ops() -> bool:
-    """Whether the loaded fastgan._C registers the modulated-conv kernels (an extension built from
-    an older checkout may not)."""
-    try:
-        torch.ops.fastgan_cuda.modconv_epilogue
-        torch.ops.fastgan_cuda.modconv_dcoefs
-    except (AttributeError, RuntimeError):
-        return False
-    return True
+    """Whether the loaded fastgan._C registers the modulated-conv kernels (an older build may not)."""
+    return cuda_ext_has_ops("modconv_epilogue", "modconv_dcoefs")
 
 
 def _resolve(impl: Optional[str], device: torch.device) -> str:
-    """:func:`resolve_impl`, plus: an extension without the modulated-conv kernels counts as
-    unavailable (skipped quietly when chosen automatically, an error when asked for)."""
-    chosen = resolve_impl(impl, device, prefer=_AUTO_ORDER)
-    if chosen != "cuda" or _cuda_ext_has_ops():
-        return chosen
-    requested = impl if impl is not None else (os.environ.get("FASTGAN_IMPL", "").strip() or None)
-    if requested is not None:
-        source = "impl" if impl is not None else "FASTGAN_IMPL"
-        raise BackendUnavailableError(
-            f"{source}='cuda' was requested but the built extension fastgan._C has no "
-            "modulated-conv kernels (modconv_dcoefs / modconv_epilogue); rebuild it from this "
-            "checkout: `FASTGAN_BUILD_CUDA=1 pip install -e . --no-build-isolation`, or use "
-            "impl='triton'")
-    return "triton" if impl_status("triton", device) else "ref"
+    """:func:`resolve_impl`; an extension without the modulated-conv kernels counts as unavailable
+    (skipped when chosen automatically, an error when asked for)."""
+    return fallback_if_ext_lacks_op(
+        resolve_impl(impl, device, prefer=_AUTO_ORDER), impl, device, _cuda_ext_has_ops(),
+        "modulated-conv kernels (modconv_dcoefs / modconv_epilogue; or use impl='triton')")
 
 
 def _cdt(dtype: torch.dtype) -> torch.dtype:

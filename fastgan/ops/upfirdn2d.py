@@ -40,16 +40,14 @@ Backends:
 from __future__ import annotations
 
 import contextlib
-import functools
 import operator
-import os
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._backend import BackendUnavailableError, impl_status, resolve_impl
+from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 
 __all__ = ["upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d"]
 
@@ -228,15 +226,9 @@ def _launch(impl, x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip
     return out
 
 
-@functools.lru_cache(maxsize=None)
 def _cuda_ext_has_op() -> bool:
-    """Whether the loaded fastgan._C registers fastgan_cuda::upfirdn2d (an extension built from an
-    older checkout may hold bias_act only)."""
-    try:
-        torch.ops.fastgan_cuda.upfirdn2d
-    except (AttributeError, RuntimeError):
-        return False
-    return True
+    """Whether the loaded fastgan._C registers fastgan_cuda::upfirdn2d (an older build may not)."""
+    return cuda_ext_has_ops("upfirdn2d")
 
 
 # impl=None on CUDA: the Triton kernel first.  Provisional: it is the backend that has passed the
@@ -246,19 +238,10 @@ _AUTO_ORDER = ("triton", "cuda", "ref")
 
 
 def _resolve(impl: Optional[str], device: torch.device) -> str:
-    """:func:`resolve_impl`, plus: a stale CUDA extension without upfirdn2d counts as unavailable
-    (skipped quietly when chosen automatically, an error when asked for)."""
-    chosen = resolve_impl(impl, device, prefer=_AUTO_ORDER)
-    if chosen != "cuda" or _cuda_ext_has_op():
-        return chosen
-    requested = impl if impl is not None else (os.environ.get("FASTGAN_IMPL", "").strip() or None)
-    if requested is not None:
-        source = "impl" if impl is not None else "FASTGAN_IMPL"
-        raise BackendUnavailableError(
-            f"{source}='cuda' was requested but the built extension fastgan._C has no upfirdn2d "
-            "(it predates this op); rebuild it: "
-            "`FASTGAN_BUILD_CUDA=1 pip install -e . --no-build-isolation`")
-    return "triton" if impl_status("triton", device) else "ref"
+    """:func:`resolve_impl`; a stale CUDA extension without upfirdn2d counts as unavailable (skipped
+    when chosen automatically, an error when asked for)."""
+    return fallback_if_ext_lacks_op(resolve_impl(impl, device, prefer=_AUTO_ORDER), impl, device,
+                                    _cuda_ext_has_op(), "upfirdn2d (it predates this op)")
 
 
 # --------------------------------------------------------------------------------------------
