@@ -36,6 +36,7 @@ test-gpu: setup
 # Benchmarks on the best device present (a reduced ref/eager/compile set on CPU-only machines).
 bench: setup
 	$(PY) -m bench.run
+	$(PY) -m bench.overhead    # host time per op call: fast path vs dispatcher vs eager
 	$(PY) -m bench.penalties   # whole-discriminator R1 passes: not a per-op family of bench.run
 	$(PY) -m bench.stylegan2   # whole StyleGAN2 G / D / R1 steps per backend and precision mode
 	$(PY) -m bench.train       # Trainer.train_step throughput: fastgan vs impl='ref' fp32

@@ -189,11 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run the benchmark suite",
                        description="Benchmarks (results in bench/results/ as JSON, Markdown, PNG). "
-                       "suite: ops (per-op families: bench.run), penalties, stylegan2 (model "
-                       "passes), train (training throughput), all (ops + penalties + stylegan2). "
+                       "suite: ops (per-op families: bench.run), overhead (host time per op call), "
+                       "penalties, stylegan2 (model passes), train (training throughput), all "
+                       "(ops + overhead + penalties + stylegan2). "
                        "Remaining arguments go to the suite (e.g. --quick, --device cpu).")
     b.add_argument("suite", nargs="?", default="all",
-                   choices=("all", "ops", "penalties", "stylegan2", "train"))
+                   choices=("all", *BENCH_SUITES))
     b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the suite")
     return p
 
@@ -312,13 +313,14 @@ def cmd_prepare(ns: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_SUITES = {"ops": "run", "penalties": "penalties", "stylegan2": "stylegan2", "train": "train"}
+BENCH_SUITES = {"ops": "run", "overhead": "overhead", "penalties": "penalties",
+                "stylegan2": "stylegan2", "train": "train"}
 
 
 def cmd_bench(ns: argparse.Namespace) -> int:
     import importlib
     args = [a for a in ns.args if a != "--"]
-    suites = ["ops", "penalties", "stylegan2"] if ns.suite == "all" else [ns.suite]
+    suites = ["ops", "overhead", "penalties", "stylegan2"] if ns.suite == "all" else [ns.suite]
     rc = 0
     for s in suites:
         mod = None

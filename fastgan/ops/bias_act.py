@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ._custom_op import custom_op
 from ._backend import resolve_impl
 
 __all__ = ["bias_act", "fused_leaky_relu", "ACTIVATIONS"]
@@ -350,7 +351,7 @@ def _pick(impl: str, t: Tensor, fused_db: bool = False) -> str:
 _TRITON_FROM_BYTES = 512 * 2 ** 20
 
 
-@torch.library.custom_op("fastgan::bias_act", mutates_args=())
+@custom_op("fastgan::bias_act")
 def _bias_act_op(x: Tensor, b: Optional[Tensor], dim: int, act: str, alpha: float, gain: float,
                  clamp: float, impl: str) -> Tensor:
     x = _dense(x)
@@ -369,7 +370,7 @@ def _grad_primary(dy, x, y):
     return x if x is not None else (y if y is not None else dy)
 
 
-@torch.library.custom_op("fastgan::bias_act_grad", mutates_args=())
+@custom_op("fastgan::bias_act_grad")
 def _bias_act_grad_op(dy: Tensor, x: Optional[Tensor], b: Optional[Tensor], y: Optional[Tensor],
                       dim: int, act: str, alpha: float, gain: float, clamp: float,
                       impl: str, with_db: bool) -> tuple[Tensor, Tensor]:
@@ -399,7 +400,7 @@ def _(dy, x, b, y, dim, act, alpha, gain, clamp, impl, with_db):
     return ds, ds.new_empty(ds.shape[dim] if ds.dim() else (), dtype=cdt)
 
 
-@torch.library.custom_op("fastgan::bias_act_grad2", mutates_args=())
+@custom_op("fastgan::bias_act_grad2")
 def _bias_act_grad2_op(ddx: Tensor, dy: Tensor, x: Optional[Tensor], b: Optional[Tensor],
                        y: Optional[Tensor], dim: int, act: str, alpha: float, gain: float,
                        clamp: float, impl: str) -> Tensor:

@@ -59,6 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._custom_op import custom_op
+
 __all__ = ["conv2d", "conv_transpose2d", "no_weight_gradients", "weight_gradients_disabled"]
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -177,7 +179,7 @@ def _weight_grad(dy, x, weight_shape, stride, padding, output_padding, dilation,
 # registered ops
 # --------------------------------------------------------------------------------------------
 
-@torch.library.custom_op("fastgan::conv2d", mutates_args=())
+@custom_op("fastgan::conv2d")
 def _conv2d_op(x: Tensor, w: Tensor, b: Optional[Tensor], stride: List[int], padding: List[int],
                dilation: List[int], groups: int) -> Tensor:
     return _convolution(x, w, b, stride, padding, dilation, False, [0, 0], groups)
@@ -189,7 +191,7 @@ def _(x, w, b, stride, padding, dilation, groups):
     return torch.ops.aten.convolution(x, w, b, stride, padding, dilation, False, [0, 0], groups)
 
 
-@torch.library.custom_op("fastgan::conv_transpose2d", mutates_args=())
+@custom_op("fastgan::conv_transpose2d")
 def _conv_transpose2d_op(x: Tensor, w: Tensor, b: Optional[Tensor], stride: List[int],
                          padding: List[int], output_padding: List[int], dilation: List[int],
                          groups: int) -> Tensor:
@@ -202,7 +204,7 @@ def _(x, w, b, stride, padding, output_padding, dilation, groups):
                                       groups)
 
 
-@torch.library.custom_op("fastgan::conv2d_weight", mutates_args=())
+@custom_op("fastgan::conv2d_weight")
 def _conv2d_weight_op(dy: Tensor, x: Tensor, weight_shape: List[int], stride: List[int],
                       padding: List[int], output_padding: List[int], dilation: List[int],
                       groups: int, transposed: bool) -> Tensor:

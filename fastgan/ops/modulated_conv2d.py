@@ -54,6 +54,7 @@ from torch import Tensor
 
 import importlib
 
+from ._custom_op import custom_op
 from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 from .conv2d_resample import conv2d_resample
 
@@ -113,7 +114,7 @@ def _dcoefs_ref(s: Tensor, wsq: Tensor) -> Tensor:
     return (s.square() @ wsq.t() + DEMOD_EPS).rsqrt()
 
 
-@torch.library.custom_op("fastgan::modconv_dcoefs", mutates_args=())
+@custom_op("fastgan::modconv_dcoefs")
 def _dcoefs_op(s: Tensor, wsq: Tensor, impl: str) -> Tensor:
     s, wsq = s.contiguous(), wsq.contiguous()
     if impl == "ref" or s.numel() == 0 or wsq.numel() == 0:
@@ -212,7 +213,7 @@ def _epilogue_backward(dy, c, d, noise, b, y, act, alpha, gain, clamp, impl, nee
     return dc, dd, dnoise, (db.to(b.dtype) if with_db else None)
 
 
-@torch.library.custom_op("fastgan::modconv_epilogue", mutates_args=())
+@custom_op("fastgan::modconv_epilogue")
 def _epilogue_op(c: Tensor, d: Optional[Tensor], noise: Optional[Tensor], b: Optional[Tensor],
                  act: str, alpha: float, gain: float, clamp: float, impl: str) -> Tensor:
     c = _dense4(c)
@@ -275,7 +276,7 @@ def _fused_launch(impl, x, w, s, d, noise, b, padx, pady, act, alpha, gain, clam
     return y, c
 
 
-@torch.library.custom_op("fastgan::modulated_conv2d_fused", mutates_args=())
+@custom_op("fastgan::modulated_conv2d_fused")
 def _fused_op(x: Tensor, w: Tensor, s: Tensor, d: Optional[Tensor], noise: Optional[Tensor],
               b: Optional[Tensor], padx: int, pady: int, act: str, alpha: float, gain: float,
               clamp: float, save_c: bool, impl: str) -> tuple[Tensor, Tensor]:

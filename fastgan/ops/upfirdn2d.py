@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._custom_op import custom_op
 from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 
 __all__ = ["upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d"]
@@ -248,7 +249,7 @@ def _resolve(impl: Optional[str], device: torch.device) -> str:
 # registered op
 # --------------------------------------------------------------------------------------------
 
-@torch.library.custom_op("fastgan::upfirdn2d", mutates_args=())
+@custom_op("fastgan::upfirdn2d")
 def _upfirdn2d_op(x: Tensor, f: Tensor, upx: int, upy: int, downx: int, downy: int, padx0: int,
                   padx1: int, pady0: int, pady1: int, flip_filter: bool, gain: float,
                   impl: str) -> Tensor:

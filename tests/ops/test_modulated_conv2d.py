@@ -257,13 +257,13 @@ def test_opcheck_ops():
     x, w, s, b, nz = _inputs(grad=True)
     d = torch.rand(2, 4, dtype=torch.float64, requires_grad=True) + 0.5
     wsq = torch.rand(4, 3, dtype=torch.float64, requires_grad=True)
-    torch.library.opcheck(_dcoefs_op, (s, wsq, "ref"))
-    torch.library.opcheck(_fused_op, (x, w, s, d, nz, b, 1, 1, "lrelu", 0.2, 1.4, -1.0, True, "ref"))
-    torch.library.opcheck(_fused_op, (x, w, s, None, None, None, 0, 1, "swish", 0.0, 1.0, 0.8, False,
+    torch.library.opcheck(_dcoefs_op.op, (s, wsq, "ref"))
+    torch.library.opcheck(_fused_op.op, (x, w, s, d, nz, b, 1, 1, "lrelu", 0.2, 1.4, -1.0, True, "ref"))
+    torch.library.opcheck(_fused_op.op, (x, w, s, None, None, None, 0, 1, "swish", 0.0, 1.0, 0.8, False,
                                       "ref"))
     c = torch.randn(2, 4, 6, 5, dtype=torch.float64, requires_grad=True)
-    torch.library.opcheck(_epilogue_op, (c, d, nz, b, "tanh", 0.0, 1.0, -1.0, "ref"))
-    torch.library.opcheck(_epilogue_op, (c.detach().contiguous(memory_format=torch.channels_last),
+    torch.library.opcheck(_epilogue_op.op, (c, d, nz, b, "tanh", 0.0, 1.0, -1.0, "ref"))
+    torch.library.opcheck(_epilogue_op.op, (c.detach().contiguous(memory_format=torch.channels_last),
                                          None, None, None, "lrelu", 0.2, 1.0, 0.5, "ref"))
 
 
