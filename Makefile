@@ -17,7 +17,7 @@ $(VENV)/bin/python:
 # torch is installed only when it is not importable (never a second torch: on CI .ci/run has
 # installed torch==2.13.0 already).  The package installs without build isolation so its build
 # never pulls another torch; the CUDA extension is built only where nvcc and a CUDA torch exist.
-$(VENV)/.fastgan-installed: $(VENV)/bin/python setup.py
+$(VENV)/.fastgan-installed: $(VENV)/bin/python setup.py pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch
 	$(PIP) install -q setuptools wheel triton numpy pytest pytest-benchmark tqdm matplotlib pillow scikit-learn pyyaml
 	$(PIP) install -q --no-build-isolation -e '.[test]'

@@ -455,12 +455,14 @@ def nchw_config(upx, upy, downx, downy, fh, fw, OH, OW, element_size, int64=Fals
 def nhwc_config(upx, upy, downx, downy, fh, fw, C, OH, OW, element_size, int64=False):
     """(SH, SW, BC, num_warps) for the channels_last kernel: BC channels (at most 128 of a 16-bit
     type, 32 of fp32, 16 of fp64) times SH x SW pixels per phase, 128 threads, up to 64 outputs per
-    thread (32 for the 64-bit offset variant), and at least 16 bytes per thread and phase unless
-    the filter is large, so stores stay 16-byte vectors.  (BC = 64 fp32 spills at sm_90 for small
+    thread (32 for the 64-bit offset variant, 16 in fp64), and at least 16 bytes per thread and
+    phase unless the filter is large, so stores stay 16-byte vectors.  (BC = 64 fp32 spills at sm_90 for small
     filters.)"""
     warps = 4
     bc = min(_pow2_at_least(C), 128 if element_size <= 2 else 128 // element_size)
-    outs = 32 * warps * _elems_per_thread(upx, upy, fh, fw, 32 if int64 else 64)
+    # fp64 with 64-bit offsets: half again (32 spills one register with triton 3.6's ptxas)
+    cap = (16 if element_size == 8 else 32) if int64 else 64
+    outs = 32 * warps * _elems_per_thread(upx, upy, fh, fw, cap)
     pix = max(1, outs // (bc * upx * upy))
     vec = max(1, 16 // element_size)  # elements in 16 bytes
     if vec * -(-fh // upy) * -(-fw // upx) <= 128:
@@ -471,6 +473,9 @@ def nhwc_config(upx, upy, downx, downy, fh, fw, C, OH, OW, element_size, int64=F
 
 
 GENERAL_BLOCK, GENERAL_WARPS = 256, 4
+# The 64-bit offset variant runs one output per thread: with two, 64-bit index math stays live
+# across the 64-bit divisions (SASS subroutine calls) and triton 3.6's ptxas spills for fp64.
+GENERAL_BLOCK_INT64 = 128
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,11 +581,12 @@ def _dispatch(out, x, f, upx, upy, downx, downy, padx0, pady0):
         big = max(total + GENERAL_BLOCK, _span(x, (2, 3), (iy, ix)),
                   _span(out, (2, 3), ((0, OH), (0, OW))),
                   max(abs(v) for v in (*iy, *ix)) * max(upx, upy) + max(downx, downy) * max(OH, OW))
-        programs = -(-total // GENERAL_BLOCK)
+        int64 = big >= _I32_LIMIT
+        block = GENERAL_BLOCK_INT64 if int64 else GENERAL_BLOCK
+        programs = -(-total // block)
         _launch_1d(upfirdn2d_general_kernel, programs,
                    (out, x, f, total, C, H, W, OH, OW,
                     x.stride(0), x.stride(1), x.stride(2), x.stride(3),
                     out.stride(0), out.stride(1), out.stride(2), out.stride(3),
                     fh, fw, upx, upy, downx, downy, padx0, pady0),
-                   OUT_CL=out_cl, INT64=big >= _I32_LIMIT, BLOCK=GENERAL_BLOCK,
-                   num_warps=GENERAL_WARPS)
+                   OUT_CL=out_cl, INT64=int64, BLOCK=block, num_warps=GENERAL_WARPS)

@@ -9,8 +9,8 @@ from tests.kernels._aot import assert_no_spills, compile_for, global_accesses
 pytestmark = pytest.mark.aot
 
 from fastgan.kernels.upfirdn2d import (  # noqa: E402
-    GENERAL_BLOCK, GENERAL_WARPS, nchw_config, nhwc_config, upfirdn2d_general_kernel,
-    upfirdn2d_nchw_kernel, upfirdn2d_nhwc_kernel)
+    GENERAL_BLOCK, GENERAL_BLOCK_INT64, GENERAL_WARPS, nchw_config, nhwc_config,
+    upfirdn2d_general_kernel, upfirdn2d_nchw_kernel, upfirdn2d_nhwc_kernel)
 
 ESIZE = {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8}
 # a 1024 x 1024 image of 512 channels: sizes and strides divisible by 16, as the launcher's
@@ -119,6 +119,6 @@ def test_general_kernel(dtype, int64, out_cl):
     scalars = dict(GENERAL_SCALARS, filt=_filt_type(dtype))
     if int64:
         scalars = _with_int64(scalars, ("total", "sxn", "son"))
-    const = dict(OUT_CL=out_cl, INT64=int64, BLOCK=GENERAL_BLOCK)
+    const = dict(OUT_CL=out_cl, INT64=int64, BLOCK=GENERAL_BLOCK_INT64 if int64 else GENERAL_BLOCK)
     k = compile_for(upfirdn2d_general_kernel, dtype, scalars, const, num_warps=GENERAL_WARPS)
     assert_no_spills(k)
