@@ -195,7 +195,8 @@ def plot(doc: dict, path: str) -> list[str]:
                     ys.append(r["us"])
             ax.bar(xs, ys, width, label=p, hatch="//" if p.endswith("dispatcher") else None)
         ax.set_xticks(range(len(ops_)), ops_, rotation=20, ha="right", fontsize=7)
-        ax.set_ylabel("µs per call")
+        ax.set_yscale("log")  # one slow composite (e.g. a conv double backward on CPU) would flatten the rest
+        ax.set_ylabel("µs per call (log)")
         ax.set_title(mode, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=6)
