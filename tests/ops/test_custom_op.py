@@ -20,41 +20,41 @@ DT = torch.float64
 F = ops.setup_filter([1, 3, 3, 1]).to(DT)
 
 
-def _leaf(*shape, scale=1.0):
-    return (torch.randn(*shape, dtype=DT) * scale).requires_grad_()
+def _case(name, impl="ref", device="cpu", dtype=DT):
+    """(fn, inputs): a public fastgan call with backend ``impl`` on fresh random inputs."""
+    torch.manual_seed(sum(map(ord, name)))
 
+    def leaf(*shape, scale=1.0, shift=0.0):
+        return (torch.randn(*shape, device=device, dtype=dtype) * scale + shift).requires_grad_()
 
-def _case(name):
-    """(fn, inputs): a public fastgan call on fresh random inputs."""
-    torch.manual_seed(hash(name) % 2 ** 31)
+    f = F.to(device=device, dtype=torch.float32)
     if name == "bias_act_lrelu":
-        return (lambda x, b: ops.bias_act(x, b, act="lrelu", impl="ref")), (_leaf(2, 5, 3, 4), _leaf(5))
+        return (lambda x, b: ops.bias_act(x, b, act="lrelu", impl=impl)), (leaf(2, 5, 3, 4), leaf(5))
     if name == "bias_act_swish_clamp":
-        return (lambda x, b: ops.bias_act(x, b, act="swish", clamp=0.8, impl="ref")), \
-            (_leaf(3, 6, 5), _leaf(6))
+        return (lambda x, b: ops.bias_act(x, b, act="swish", clamp=0.8, impl=impl)), \
+            (leaf(3, 6, 5), leaf(6))
     if name == "bias_act_tanh_dim2":
-        return (lambda x, b: ops.bias_act(x, b, dim=2, act="tanh", gain=1.5, impl="ref")), \
-            (_leaf(2, 3, 7), _leaf(7))
+        return (lambda x, b: ops.bias_act(x, b, dim=2, act="tanh", gain=1.5, impl=impl)), \
+            (leaf(2, 3, 7), leaf(7))
     if name == "upsample2d":
-        return (lambda x: ops.upsample2d(x, F, impl="ref")), (_leaf(2, 3, 5, 6),)
+        return (lambda x: ops.upsample2d(x, f, impl=impl)), (leaf(2, 3, 5, 6),)
     if name == "downsample2d":
-        return (lambda x: ops.downsample2d(x, F, impl="ref")), (_leaf(2, 3, 8, 6),)
+        return (lambda x: ops.downsample2d(x, f, impl=impl)), (leaf(2, 3, 8, 6),)
     if name == "conv2d":
         return (lambda x, w, b: ops.conv2d(x, w, b, padding=1)), \
-            (_leaf(2, 3, 6, 5), _leaf(4, 3, 3, 3), _leaf(4))
+            (leaf(2, 3, 6, 5), leaf(4, 3, 3, 3), leaf(4))
     if name == "conv_transpose2d":
-        return (lambda x, w: ops.conv_transpose2d(x, w, stride=2)), (_leaf(2, 3, 4, 5), _leaf(3, 4, 3, 3))
+        return (lambda x, w: ops.conv_transpose2d(x, w, stride=2)), (leaf(2, 3, 4, 5), leaf(3, 4, 3, 3))
     if name == "modulated_conv2d":
         return (lambda x, w, s, b: ops.modulated_conv2d(x, w, s, padding=1, bias=b, act="lrelu",
-                                                        impl="ref")), \
-            (_leaf(2, 3, 6, 6), _leaf(4, 3, 3, 3), _leaf(2, 3, scale=0.3).detach().add(1).requires_grad_(),
-             _leaf(4))
+                                                        impl=impl)), \
+            (leaf(2, 3, 6, 6), leaf(4, 3, 3, 3), leaf(2, 3, scale=0.3, shift=1.0), leaf(4))
     if name == "modulated_conv2d_unfused_up":
-        return (lambda x, w, s: ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=F,
-                                                     fused_modconv=False, impl="ref")), \
-            (_leaf(2, 3, 4, 4), _leaf(4, 3, 3, 3), _leaf(2, 3, scale=0.3).detach().add(1).requires_grad_())
+        return (lambda x, w, s: ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f,
+                                                     fused_modconv=False, impl=impl)), \
+            (leaf(2, 3, 4, 4), leaf(4, 3, 3, 3), leaf(2, 3, scale=0.3, shift=1.0))
     if name == "adain":
-        return (lambda x, g, b: ops.adain(x, g, b, impl="ref")), (_leaf(2, 3, 4, 5), _leaf(2, 3), _leaf(2, 3))
+        return (lambda x, g, b: ops.adain(x, g, b, impl=impl)), (leaf(2, 3, 4, 5), leaf(2, 3), leaf(2, 3))
     raise KeyError(name)
 
 
@@ -67,7 +67,7 @@ def _run(fn, inputs, fast: bool):
     """Output, first gradients (with create_graph) and the gradients of a function of them."""
     with eager_fast_path(fast):
         y = fn(*inputs)
-        dy = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(1))
+        dy = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(1)).to(y.device)
         dy.requires_grad_()  # so the second pass also runs through the ops linear in x
         gs = torch.autograd.grad(y, inputs, dy, create_graph=True)
         # an R1-like second pass: the squared norm of the first gradients, w.r.t. every input
@@ -103,7 +103,6 @@ def test_fast_path_no_grad_skips_autograd():
 
 def test_fast_path_gradcheck():
     fn, inputs = _case("bias_act_swish_clamp")
-    inputs = tuple(t.detach().requires_grad_() for t in inputs)
     assert torch.autograd.gradcheck(fn, inputs)
     assert torch.autograd.gradgradcheck(fn, inputs)
 
@@ -259,8 +258,7 @@ def test_fastop_api():
 
 @pytest.mark.parametrize("name", ["modulated_conv2d", "conv2d", "bias_act_lrelu", "adain"])
 def test_fast_path_matches_dispatcher_under_autocast(name):
-    fn, inputs = _case(name)
-    inputs = tuple(t.detach().float().requires_grad_() for t in inputs)
+    fn, inputs = _case(name, dtype=torch.float32)
     got = []
     for fast in (False, True):
         with eager_fast_path(fast), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -268,3 +266,25 @@ def test_fast_path_matches_dispatcher_under_autocast(name):
             got.append((y, *torch.autograd.grad(y.float().square().sum(), inputs)))
     for a, b in zip(*got):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("impl", ["triton", "cuda"])
+@pytest.mark.parametrize("name", ["bias_act_lrelu", "bias_act_swish_clamp", "upsample2d",
+                                  "downsample2d", "modulated_conv2d", "adain"])
+def test_fast_path_matches_dispatcher_on_gpu(name, impl):
+    """The fused backends through both paths: the same kernels, so the same numbers (up to
+    cuDNN's run-to-run freedom in the convolution gradients)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from tests._gpu import need_impl
+    need_impl(impl)
+    fn, inputs = _case(name, impl=impl, device="cuda", dtype=torch.float32)
+    y0, g0, gg0, node0 = _run(fn, inputs, fast=False)
+    y1, g1, gg1, node1 = _run(fn, inputs, fast=True)
+    assert "FastGrad" not in node0 and "FastGrad" in node1, (node0, node1)
+    torch.testing.assert_close(y1, y0, rtol=0, atol=0)
+    for a, b in zip((*g0, *gg0), (*g1, *gg1)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
