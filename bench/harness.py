@@ -497,11 +497,33 @@ def update_readme(doc: dict, md_path: str, readme: str = "README.md") -> bool:
     return True
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed (the model
+    benchmarks then write JSON and Markdown only)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig, path: str, title: str) -> list[str]:
+    """Title, lay out, write ``path`` (PNG, 110 dpi) and close ``fig``; returns ``[path]``."""
+    import matplotlib.pyplot as plt
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def plot(doc: dict, stem: str) -> list[str]:
     """One PNG per op: rows = variant/mode, columns = dtype; % of copy bandwidth per shape."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
+    if plt is None:
+        return []
 
     paths = []
     colors = dict(zip(PROVIDERS, ("tab:gray", "tab:orange", "tab:blue", "tab:green", "tab:red")))

@@ -50,7 +50,7 @@ def cases(device: str, quick: bool) -> list[Case]:
     for var in VARIANTS:
         shapes = _shapes(var)
         if device == "cpu":  # smoke set: a tiny layer, fp32 both formats + bf16 NCHW
-            shapes = [(f"16->16@8^2" if var == "layer" else "16->8@4^2",
+            shapes = [("16->16@8^2" if var == "layer" else "16->8@4^2",
                        (2, 16, 16, 8) if var == "layer" else (2, 16, 8, 4))]
             combos = [("fp32", "nchw"), ("fp32", "channels_last"), ("bf16", "nchw")]
         elif quick:

@@ -172,11 +172,8 @@ def render_markdown(doc: dict) -> str:
 
 def plot(doc: dict, path: str) -> list[str]:
     """µs per call per op, one panel per mode, one bar per provider.  ``[]`` without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = H.pyplot()
+    if plt is None:
         return []
     rows = [r for r in doc["rows"] if r.get("us")]
     modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
@@ -200,11 +197,7 @@ def plot(doc: dict, path: str) -> list[str]:
         ax.set_title(mode, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=6)
-    fig.suptitle(f"host overhead per call — {doc['device']} — {doc['date']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return H.save_figure(fig, path, f"host overhead per call — {doc['device']} — {doc['date']}")
 
 
 def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:

@@ -354,11 +354,8 @@ def render_markdown(doc: dict) -> str:
 
 
 def plot(doc: dict, path: str) -> list[str]:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = H.pyplot()
+    if plt is None:
         return []
     keys = list(dict.fromkeys((r["part"], r["dtype"], r["format"]) for r in doc["rows"]))
     fig, axes = plt.subplots(1, len(keys), squeeze=False, figsize=(4.5 * len(keys), 3.4))
@@ -379,11 +376,7 @@ def plot(doc: dict, path: str) -> list[str]:
         ax.set_title(f"{part} · {dt} · {fmt}", fontsize=9)
         ax.set_ylabel("speed-up vs plain PyTorch")
         ax.legend(fontsize=7)
-    fig.suptitle(f"{doc['device']} — {doc['date']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return H.save_figure(fig, path, f"{doc['device']} — {doc['date']}")
 
 
 def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:

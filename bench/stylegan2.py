@@ -506,11 +506,8 @@ def render_markdown(doc: dict) -> str:
 def plot(doc: dict, path: str) -> list[str]:
     """Bar chart of img/s: one panel per (part, resolution), modes on the x axis, one bar per
     impl (hatched: mismatch).  Returns ``[path]``, or ``[]`` without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = H.pyplot()
+    if plt is None:
         return []
     rows = doc["rows"]
     parts = [p for p in PARTS if any(r["part"] == p for r in rows)]
@@ -544,11 +541,7 @@ def plot(doc: dict, path: str) -> list[str]:
             if handles:
                 uniq = dict(zip(labels, handles))
                 ax.legend(uniq.values(), uniq.keys(), fontsize=7)
-    fig.suptitle(f"StyleGAN2 — {doc['device']} — {doc['date']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return H.save_figure(fig, path, f"StyleGAN2 — {doc['device']} — {doc['date']}")
 
 
 # ------------------------------------------------------------------------------------- CLI

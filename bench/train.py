@@ -370,11 +370,8 @@ def render_markdown(doc: dict) -> str:
 def plot(doc: dict, path: str) -> list[str]:
     """Bar chart of img/s, one panel per (resolution, batch), one bar per variant labelled with
     its × ref-fp32.  Returns ``[path]``, or ``[]`` without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = H.pyplot()
+    if plt is None:
         return []
     groups = H._groups(doc["rows"], lambda r: (r["res"], r["batch"]))
     colors = dict(zip(VARIANTS, ("tab:gray", "tab:olive", "tab:cyan", "tab:blue", "tab:purple")))
@@ -393,11 +390,7 @@ def plot(doc: dict, path: str) -> list[str]:
         ax.set_title(f"{res}^2 · batch {batch}", fontsize=9)
         ax.set_ylabel("img/s")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"StyleGAN2 training — {doc['device']} — {doc['date']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return H.save_figure(fig, path, f"StyleGAN2 training — {doc['device']} — {doc['date']}")
 
 
 def write_results(rows: list[dict], info: dict, out_dir: str, suffix: str = "") -> list[str]:
