@@ -45,7 +45,7 @@ bench: setup
 # (channels <= 128) and no path-length term, so the run fits in minutes; writes runs/demo-shapes/
 # (checkpoints, stats.jsonl, grids/) and runs/demo-shapes/samples.png.  Rerunning continues it.
 DEMO_DIR ?= runs/demo-shapes
-DEMO_KIMG ?= 20
+DEMO_KIMG ?= 40
 demo: setup
 	$(PY) -m fastgan train --data shapes --resolution 32 --batch 32 --kimg $(DEMO_KIMG) \
 		--out $(DEMO_DIR) --resume auto --z-dim 128 --w-dim 128 --channel-base 1024 \
