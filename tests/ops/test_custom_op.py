@@ -288,3 +288,25 @@ def test_fast_path_matches_dispatcher_on_gpu(name, impl):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_activation_checkpointing_through_the_fast_path(reentrant):
+    """torch.utils.checkpoint recomputes the forward in the backward (saved-tensor hooks or a
+    reentrant backward): the gradients equal the plain run's."""
+    from torch.utils.checkpoint import checkpoint
+    fn, inputs = _case("modulated_conv2d")
+
+    def block(*a):
+        return ops.bias_act(fn(*a), None, act="lrelu", impl="ref")
+
+    def grads(f):  # .backward(): a reentrant checkpoint does not support autograd.grad
+        for t in inputs:
+            t.grad = None
+        f(*inputs).square().sum().backward()
+        return [t.grad.clone() for t in inputs]
+
+    want = grads(block)
+    got = grads(lambda *a: checkpoint(block, *a, use_reentrant=reentrant))
+    for a, b in zip(want, got):
+        assert torch.equal(a, b)
