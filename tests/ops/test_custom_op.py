@@ -310,3 +310,24 @@ def test_activation_checkpointing_through_the_fast_path(reentrant):
     got = grads(lambda *a: checkpoint(block, *a, use_reentrant=reentrant))
     for a, b in zip(want, got):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_export_sees_the_registered_ops(strict):
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+            self.b = torch.nn.Parameter(torch.randn(4))
+
+        def forward(self, x, s):
+            y = ops.modulated_conv2d(x, self.w, s, padding=1, impl="ref")
+            return ops.bias_act(y, self.b, act="lrelu", impl="ref")
+
+    m = Layer()
+    x, s = torch.randn(2, 3, 5, 5), torch.randn(2, 3) + 1
+    ep = torch.export.export(m, (x, s), strict=strict)
+    targets = _graph_targets(ep.graph_module)
+    assert "fastgan.bias_act.default" in targets, targets
+    assert any(t.startswith("fastgan.modulated_conv2d_fused") for t in targets), targets
+    torch.testing.assert_close(ep.module()(x, s), m(x, s))
