@@ -37,8 +37,8 @@ _PLAIN = frozenset({Tensor, torch.nn.Parameter, type(None), int, float, bool, st
 _SCALARS = frozenset({int, float, bool})
 
 _C = torch._C
-try:
-    _checks = (_C._len_torch_function_stack, _C._len_torch_dispatch_stack,
+try:  # the internals _plain_eager reads
+    _ = (_C._len_torch_function_stack, _C._len_torch_dispatch_stack,
                _C._are_functorch_transforms_active, _C._get_tracing_state,
                _C._autograd._profiler_enabled, _C._any_requires_grad)
     _SUPPORTED = True
@@ -94,9 +94,12 @@ class FastOp:
         self._fn = fn
         self._function: Optional[type] = None
         # The dispatcher turns an int passed for a float argument into a float; so must the fast
-        # path (a Triton launch would otherwise specialise on an int).
-        self._float_args = tuple(i for i, a in enumerate(op._opoverload._schema.arguments)
-                                 if str(a.type) in ("float", "float?"))
+        # path (a Triton launch would otherwise specialise on an int).  Without the schema (a
+        # torch whose CustomOpDef lacks these internals) this op always takes the dispatcher.
+        schema = getattr(getattr(op, "_opoverload", None), "_schema", None)
+        self._usable = schema is not None
+        self._float_args = () if schema is None else tuple(
+            i for i, a in enumerate(schema.arguments) if str(a.type) in ("float", "float?"))
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__wrapped__ = fn
@@ -124,7 +127,7 @@ class FastOp:
         self._function = function
 
     def __call__(self, *args):
-        if not (_ENABLED and _plain_eager(args)):
+        if not (_ENABLED and self._usable and _plain_eager(args)):
             return self.op(*args)
         if _C._autograd._profiler_enabled():
             with torch.profiler.record_function(self.name):

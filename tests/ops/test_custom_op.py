@@ -256,6 +256,13 @@ def test_fastop_api():
     assert _custom_op.fast_path_enabled()
 
 
+def test_op_without_a_schema_uses_the_dispatcher(monkeypatch):
+    monkeypatch.setattr(_bias_act_op, "_usable", False)  # as when CustomOpDef lacks _opoverload
+    x = torch.randn(2, 3, requires_grad=True)
+    y = ops.bias_act(x, None, act="relu", impl="ref")
+    assert "FastGrad" not in type(y.grad_fn).__name__
+
+
 @pytest.mark.parametrize("name", ["modulated_conv2d", "conv2d", "bias_act_lrelu", "adain"])
 def test_fast_path_matches_dispatcher_under_autocast(name):
     fn, inputs = _case(name, dtype=torch.float32)
