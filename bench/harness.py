@@ -560,6 +560,19 @@ def plot(doc: dict, stem: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------- pytest
+def pytest_cases(fam, device: str) -> list[Case]:
+    """The cases of ``bench/test_<family>.py``: the full set on CUDA; on CPU (seconds) each
+    variant's first (smallest) shape in fp32 NCHW, every mode."""
+    cases = fam.cases(device, quick=False)
+    if device == "cuda":
+        return cases
+    first = {}
+    for c in cases:
+        first.setdefault(c.variant, c.shape_label)
+    return [c for c in cases if c.shape_label == first[c.variant] and c.dtype == "fp32"
+            and c.memory_format == "nchw"]
+
+
 def bench_pytest(benchmark, fam, case: Case, provider: str, device: str):
     """Body of a pytest-benchmark test: skip/check/benchmark one (case, provider)."""
     import pytest

@@ -13,9 +13,7 @@ from bench import modulated_conv2d as fam  # noqa: E402
 from bench import harness as H  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-CASES = fam.cases(DEVICE, quick=False)
-if DEVICE == "cpu":  # the tiny CPU shapes, fp32 NCHW, every mode of every variant
-    CASES = [c for c in CASES if c.dtype == "fp32" and c.memory_format == "nchw"]
+CASES = H.pytest_cases(fam, DEVICE)
 
 
 @pytest.mark.parametrize("provider", H.PROVIDERS)
