@@ -20,10 +20,9 @@
 
 #include "bias_act.h"  // FASTGAN_ACT_* ids, FASTGAN_DTYPE_* codes
 #include "host_util.cuh"  // aligned16, sm_count
+#include "scalar.cuh"     // AccOf, to_acc, from_acc
 
 namespace {
-
-#define FG_HD __host__ __device__ __forceinline__
 
 constexpr int kLinear = FASTGAN_ACT_LINEAR;
 constexpr int kRelu = FASTGAN_ACT_RELU;
@@ -39,18 +38,7 @@ constexpr double kSeluLambda = 1.0507009873554804934193349852946;
 constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
 constexpr double kSeluLambdaAlpha = kSeluLambda * kSeluAlpha;
 
-// ------------------------------------------------------------------------------------------------
-// Scalar types: storage T, compute A.
-template <typename T> struct AccOf { using type = float; };
-template <> struct AccOf<double> { using type = double; };
-
-template <typename T> FG_HD typename AccOf<T>::type to_acc(T v) { return v; }
-template <> FG_HD float to_acc<__half>(__half v) { return __half2float(v); }
-template <> FG_HD float to_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> FG_HD T from_acc(typename AccOf<T>::type v) { return v; }
-template <> FG_HD __half from_acc<__half>(float v) { return __float2half_rn(v); }
-template <> FG_HD __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+// Scalar types (storage T, compute A = AccOf<T>, to_acc / from_acc): scalar.cuh.
 
 // ------------------------------------------------------------------------------------------------
 // Math helpers (float / double overloads).

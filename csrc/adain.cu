@@ -26,6 +26,7 @@
 // a launch on the CPU block by block, phase by phase, thread by thread.
 #include "adain.h"
 #include "host_util.cuh"  // aligned16, sm_count
+#include "scalar.cuh"     // AccOf, to_acc, from_acc
 
 #include <atomic>
 #include <cstdint>
@@ -37,20 +38,7 @@
 
 namespace {
 
-#define FG_HD __host__ __device__ __forceinline__
-
 constexpr int kThreads = 256;
-
-template <typename T> struct AccOf { using type = float; };
-template <> struct AccOf<double> { using type = double; };
-
-template <typename T> FG_HD typename AccOf<T>::type to_acc(T v) { return v; }
-template <> FG_HD float to_acc<__half>(__half v) { return __half2float(v); }
-template <> FG_HD float to_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> FG_HD T from_acc(typename AccOf<T>::type v) { return v; }
-template <> FG_HD __half from_acc<__half>(float v) { return __float2half_rn(v); }
-template <> FG_HD __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 // Read-only loads (ld.global.nc); plain loads in the host emulation.
 template <typename U> FG_HD U ldg(const U* p) {
