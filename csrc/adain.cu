@@ -289,6 +289,21 @@ FG_HD void fwd_accumulate(const KParams<A>& p, const Geo& g, unsigned by, const 
     }
 }
 
+// Mode 1: the block's two reduced values of each of its NS planes become this segment's partials
+// ([plane, split, 2]) for adain_combine.
+template <int NS, typename A>
+FG_HD void write_partials(const KParams<A>& p, const Geo& g, unsigned by, unsigned splits,
+                          const Smem<A>& s) {
+    if (g.r != 0) return;
+    const int root = g.root();
+#pragma unroll
+    for (int j = 0; j < NS; ++j) {
+        const int64_t dst = ((g.plane + j) * splits + by) * 2;
+        p.part[dst] = s.a[root * NS + j];
+        p.part[dst + 1] = s.b[root * NS + j];
+    }
+}
+
 // Phase 3: mode 1 writes the segment's partials; modes 0 / 2 the elementwise pass (mode 0 also
 // the statistics).  ``splits`` = gridDim.y.
 template <typename T, int V, bool CL, int MODE, typename A>
@@ -299,14 +314,7 @@ FG_HD void fwd_finish(const KParams<A>& p, const Geo& g, unsigned by, unsigned s
     const int root = g.root();
     A mean[NS], rstd[NS];
     if constexpr (MODE == 1) {
-        if (g.r == 0) {
-#pragma unroll
-            for (int j = 0; j < NS; ++j) {
-                const int64_t dst = ((g.plane + j) * splits + by) * 2;
-                p.part[dst] = s.a[root * NS + j];
-                p.part[dst + 1] = s.b[root * NS + j];
-            }
-        }
+        write_partials<NS>(p, g, by, splits, s);
         return;
     } else if constexpr (MODE == 0) {
         load_shift<T, V, CL>(x, g, mean);
@@ -416,28 +424,21 @@ FG_HD void bwd_finish(const KParams<A>& p, const Geo& g, unsigned by, unsigned s
     constexpr int NS = CL ? V : 1;
     if (!g.valid) return;
     const int root = g.root();
-    A sdy[NS], sdyx[NS];
-#pragma unroll
-    for (int j = 0; j < NS; ++j) {
-        if constexpr (MODE == 2) {
-            sdy[j] = p.sums[(g.plane + j) * 2];
-            sdyx[j] = p.sums[(g.plane + j) * 2 + 1];
-        } else {
-            sdy[j] = s.a[root * NS + j];
-            sdyx[j] = s.b[root * NS + j];
-        }
-    }
     if constexpr (MODE == 1) {
-        if (g.r == 0) {
-#pragma unroll
-            for (int j = 0; j < NS; ++j) {
-                const int64_t dst = ((g.plane + j) * splits + by) * 2;
-                p.part[dst] = sdy[j];
-                p.part[dst + 1] = sdyx[j];
-            }
-        }
+        write_partials<NS>(p, g, by, splits, s);
         return;
     } else {
+        A sdy[NS], sdyx[NS];
+#pragma unroll
+        for (int j = 0; j < NS; ++j) {
+            if constexpr (MODE == 2) {
+                sdy[j] = p.sums[(g.plane + j) * 2];
+                sdyx[j] = p.sums[(g.plane + j) * 2 + 1];
+            } else {
+                sdy[j] = s.a[root * NS + j];
+                sdyx[j] = s.b[root * NS + j];
+            }
+        }
         A mean[NS], rstd[NS];
 #pragma unroll
         for (int j = 0; j < NS; ++j) {
