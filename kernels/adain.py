@@ -401,19 +401,24 @@ def _is_cl(x) -> bool:
     return not x.is_contiguous()
 
 
-def adain_forward_triton(y, mean, rstd, x, gamma, beta, eps: float, sms: int | None = None):
-    """Fill y (x's layout), mean and rstd ([N, C], compute type) for x NCHW- or channels_last-dense."""
+def _launch_plan(x, sms):
+    """(N, C, M, plan, the constexpr / warp arguments shared by every launch) for x."""
     N, C, H, W = x.shape
-    M = H * W
-    if x.numel() == 0:
-        return
     cl = _is_cl(x)
-    p = plan(N, C, M, cl, x.element_size(), sms or num_sms(x.device))
+    p = plan(N, C, H * W, cl, x.element_size(), sms or num_sms(x.device))
     int64 = x.numel() >= _INT64_THRESHOLD - p["BP"] * p["BS"]
-    params = _params(x, eps)
-    dummy = mean
     common = dict(CL=cl, ONE_TILE=p["one_tile"], INT64=int64, BP=p["BP"], BS=p["BS"],
                   num_warps=p["num_warps"])
+    return N, C, H * W, p, common
+
+
+def adain_forward_triton(y, mean, rstd, x, gamma, beta, eps: float, sms: int | None = None):
+    """Fill y (x's layout), mean and rstd ([N, C], compute type) for x NCHW- or channels_last-dense."""
+    if x.numel() == 0:
+        return
+    N, C, M, p, common = _launch_plan(x, sms)
+    params = _params(x, eps)
+    dummy = mean
     with _device_ctx(x):
         if p["splits"] == 1:
             adain_fwd_kernel[(p["n_pblocks"], 1)](
@@ -436,15 +441,9 @@ def adain_forward_triton(y, mean, rstd, x, gamma, beta, eps: float, sms: int | N
 
 def adain_backward_triton(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, sms: int | None = None):
     """Fill dx (x's layout; dy has the same strides as x), dgamma and dbeta ([N, C])."""
-    N, C, H, W = x.shape
-    M = H * W
     if x.numel() == 0:
         return
-    cl = _is_cl(x)
-    p = plan(N, C, M, cl, x.element_size(), sms or num_sms(x.device))
-    int64 = x.numel() >= _INT64_THRESHOLD - p["BP"] * p["BS"]
-    common = dict(CL=cl, ONE_TILE=p["one_tile"], INT64=int64, BP=p["BP"], BS=p["BS"],
-                  num_warps=p["num_warps"])
+    N, C, M, p, common = _launch_plan(x, sms)
     dummy = mean
     with _device_ctx(x):
         if p["splits"] == 1:
