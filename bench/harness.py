@@ -72,6 +72,15 @@ class Timing:
     max_reps: int
 
 
+def resolve_device(ap, requested) -> str:
+    """A benchmark CLI's device: ``requested`` (--device), else cuda when present, else cpu; an
+    argparse error when cuda is asked for and absent."""
+    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda but torch.cuda.is_available() is False")
+    return device
+
+
 def timing_for(device: str, quick: bool) -> Timing:
     if device == "cuda":
         return Timing(10, 30, 10, 2000) if quick else Timing(20, 60, 20, 5000)

@@ -214,9 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--target-ms", type=float, default=30.0, help="wall time of one batch of calls")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0 = torch default)")
     a = ap.parse_args(argv)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but torch.cuda.is_available() is False")
+    device = H.resolve_device(ap, a.device)
     names = [n for n in a.ops.split(",") if n]
     unknown = [n for n in names if n not in OP_FAMILIES]
     if unknown:

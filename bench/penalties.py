@@ -402,9 +402,7 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", help=f"subset of {','.join(PARTS)}")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0 = default)")
     a = ap.parse_args(argv)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but torch.cuda.is_available() is False")
+    device = H.resolve_device(ap, a.device)
     if device == "cpu" and a.threads > 0:
         torch.set_num_threads(a.threads)
     t0 = time.perf_counter()

@@ -43,9 +43,7 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true", help="print the cases and exit")
     a = ap.parse_args(argv)
 
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but torch.cuda.is_available() is False")
+    device = H.resolve_device(ap, a.device)
     providers = _csv(a.providers) or list(H.PROVIDERS if device == "cuda" else H.CPU_PROVIDERS)
     if device == "cpu":  # record why the GPU backends are absent instead of dropping them silently
         providers += [p for p in ("triton", "cuda") if p not in providers and not a.providers]

@@ -586,9 +586,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--channel-max", type=int, help="default 512 (CPU 32)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0 = torch default)")
     a = ap.parse_args(argv)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but torch.cuda.is_available() is False")
+    device = H.resolve_device(ap, a.device)
     res = _positive_int_list(ap, a.res, "--res")
     impls = _csv(ap, a.impls, "--impls", IMPLS) or list(IMPLS)
     modes = _csv(ap, a.modes, "--modes", MODES) or (list(MODES) if device == "cuda" else ["fp32"])

@@ -417,9 +417,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--warmup", type=int, help="untimed steps first (default 16, --quick 8, CPU 2)")
     ap.add_argument("--threads", type=int, default=1, help="CPU intra-op threads (0 = torch default)")
     a = ap.parse_args(argv)
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda but torch.cuda.is_available() is False")
+    device = H.resolve_device(ap, a.device)
     res = _positive_int_list(ap, a.res, "--res")
     variants = _csv(ap, a.variants, "--variants", tuple(VARIANTS)) or \
         list(VARIANTS if device == "cuda" else CPU_VARIANTS)
