@@ -67,9 +67,20 @@ def bytes_moved(case: Case) -> int:
     fwd: read x, write y (2N). bwd: read dy and x, write dx (3N; dgamma / dbeta are reductions of
     what was read). dbwd: fwd (2N) + first grad with create_graph (3N) + its backward, read dg, dy
     and x, write the grad (4N). Per pass the [N, C] parameters and statistics are counted too
-    (negligible). A plane that does not fit one register tile is read twice (statistics, then the
-    elementwise pass), so those shapes top out near 2/3 (fwd) and 3/5 (bwd) of copy bandwidth by
-    this measure.
+    (negligible).
+
+    Not counted: the second read of planes that do not fit one register tile. The Triton kernels
+    hold a whole plane in one tile up to ``MAX_ONE_TILE`` (kernels/adain.py) = 16384 elements for
+    fp16 / bf16 / fp32 (8192 for fp64, and for planes whose tile rows are not 16-element aligned),
+    so every NCHW shape here up to 256x128^2 (128^2 = 16384 pixels) is read once, and in
+    channels_last (tiles of 16 fp16 / bf16 or 8 fp32 channels: one 32-byte row per pixel) those up
+    to 512x32^2. The larger planes -- NCHW 128x256^2 .. 32x1024^2, channels_last 512x64^2 ..
+    32x1024^2 -- take the two-pass path the AdaIN issue prescribes (one pass for the
+    statistics, one for the apply): x is read twice in the forward, dy and x twice in the
+    backward, so by this measure they top out near 2/3 (fwd) and 3/5 (bwd) of copy bandwidth,
+    or better where the second read hits L2 (the kernels re-read the most recently streamed data
+    first). (The CUDA backend, csrc/adain.cu, holds no plane in registers: it makes the second
+    read for every shape, from L1 / L2 where the plane is small.)
     """
     n = math.prod(case.shape)
     planes = case.shape[0] * case.shape[1]

@@ -29,12 +29,27 @@ randn) keep full float32 accuracy.
 Modes (``MODE``) of both kernels:
   0  whole planes per program: statistics (or the two gradient sums), then the elementwise pass.  With
      ONE_TILE the plane stays in registers (one read); otherwise the second loop re-reads the plane,
-     which the program has just streamed through L2.
+     which the program has just streamed through L2, last tile first (see "Second reads" below).
   1  a segment (pid 1) of each plane: write partial results to ``part`` ([P, splits, 2]).
   2  a segment of each plane: the elementwise pass with statistics / sums read from memory (after
-     ``adain_combine_kernel``); the programs of segment 0 also write dgamma / dbeta.
+     ``adain_combine_kernel``); the programs of segment 0 also write dgamma / dbeta.  Program ids
+     are reversed in both grid dimensions (and each program walks its tiles backwards), so the
+     segments that mode 1 read last are re-read first.
 Mode 0 is used when there are enough plane blocks to fill the GPU, modes 1 -> combine -> 2 when a
 few large planes must be split across programs.
+
+One tile.  A plane fits one tile when the tile holds at most MAX_ONE_TILE compute values of 32
+bits: 16384 elements for fp16 / bf16 / fp32 x (e.g. a 128^2 plane in NCHW, or 1024 pixels x 16
+channels in channels_last), 8192 for float64, and 8192 too where the tile rows are not 16-element
+aligned (M % 16 for NCHW, C % 16 for channels_last; see ``max_one_tile``).  Tiles of 16384
+values run with 16 warps (32 values per thread).
+
+Second reads.  When a plane does not fit a tile, x (and dy) is read twice, and the second read is
+served by L2 (50 MB on an H100) only for data still resident there.  L2 keeps roughly the most
+recently touched lines, i.e. the END of what the first pass streamed, so the elementwise pass
+starts there and walks backwards: the data re-read first is the data read last (shortest reuse
+distance), and whatever was evicted is reached last.  Walking forwards would start with the
+data read longest ago -- the first to be evicted -- and, by re-reading it, evict the tail too.
 """
 import contextlib
 import functools
@@ -43,10 +58,13 @@ import torch
 import triton
 import triton.language as tl
 
-# Elements per tile of the looping modes, the largest whole-plane tile, and the minimum number of
-# programs a launch should have before planes are split (per SM).
+# Elements per tile of the looping modes; the largest whole-plane tile in 32-bit compute values
+# (float64 planes, computed in float64, get half as many elements); the largest tile of several
+# small channels_last planes; and the minimum number of programs a launch should have before planes
+# are split (per SM).
 TILE = 4096
-MAX_ONE_TILE = 8192
+MAX_ONE_TILE = 16384
+MAX_PACKED_TILE = 8192
 PROGRAMS_PER_SM = 4
 _INT64_THRESHOLD = 2 ** 31
 _MAX_GRID1 = 65535
@@ -72,6 +90,21 @@ def _planes(pid0, N, C, M, n_cblocks, CL: tl.constexpr, INT64: tl.constexpr, BP:
         else:
             base = plane * M
     return plane, pmask, base
+
+
+@triton.jit
+def _pids(MODE: tl.constexpr):
+    """(plane block, segment) of this program.  Mode 2 re-reads what mode 1 streamed: CUDA starts
+    blocks in order of blockIdx.x fastest, then y, so mode 1's last programs held the last plane
+    blocks' last segments -- the data most likely still in L2.  Reversing both ids makes mode 2's
+    first programs re-read exactly those (shortest reuse distance), leaving what L2 has likely
+    evicted for last."""
+    pid0 = tl.program_id(0)
+    pid1 = tl.program_id(1)
+    if MODE == 2:
+        pid0 = tl.num_programs(0) - 1 - pid0
+        pid1 = tl.num_programs(1) - 1 - pid1
+    return pid0, pid1
 
 
 @triton.jit
@@ -140,8 +173,7 @@ def adain_fwd_kernel(
     MODE: tl.constexpr, CL: tl.constexpr, ONE_TILE: tl.constexpr, INT64: tl.constexpr,
     BP: tl.constexpr, BS: tl.constexpr,
 ):
-    pid0 = tl.program_id(0)
-    pid1 = tl.program_id(1)
+    pid0, pid1 = _pids(MODE)
     CDT: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
     if CDT == tl.float64:
         eps = tl.load(params_ptr)  # Python floats reach a kernel as fp32: exact eps from memory
@@ -192,8 +224,11 @@ def adain_fwd_kernel(
             g = tl.load(gamma_ptr + plane, mask=pmask, other=0.0).to(CDT)
             b = tl.load(beta_ptr + plane, mask=pmask, other=0.0).to(CDT)
             scale = rstd * g
+            # last tile first: it is the likeliest in L2.  (Start hoisted out of the loop:
+            # s0 + (n - 1 - t) * BS made ptxas spill the channels_last fp32 mode-2 backward.)
+            s_last = s0 + (tl.cdiv(s1 - s0, BS) - 1) * BS
             for t in range(tl.cdiv(s1 - s0, BS)):
-                s = s0 + t * BS + ar
+                s = s_last - t * BS + ar
                 mask = pmask[:, None] & (s < s1)[None, :]
                 offs = _offs(base, s, C, CL, INT64)
                 v = tl.load(x_ptr + offs, mask=mask, other=0.0).to(CDT)
@@ -227,8 +262,7 @@ def adain_bwd_kernel(
     MODE: tl.constexpr, CL: tl.constexpr, ONE_TILE: tl.constexpr, INT64: tl.constexpr,
     BP: tl.constexpr, BS: tl.constexpr,
 ):
-    pid0 = tl.program_id(0)
-    pid1 = tl.program_id(1)
+    pid0, pid1 = _pids(MODE)
     CDT: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
     plane, pmask, base = _planes(pid0, N, C, M, n_cblocks, CL, INT64, BP)
     ar = tl.arange(0, BS)
@@ -266,15 +300,16 @@ def adain_bwd_kernel(
             else:
                 sdy = tl.load(sums_ptr + plane * 2, mask=pmask, other=0.0)
                 sdyx = tl.load(sums_ptr + plane * 2 + 1, mask=pmask, other=0.0)
-            if MODE == 0 or pid1 == 0:
+            if MODE == 0 or pid1 == 0:  # pid1: the segment index (remapped in mode 2)
                 tl.store(dgamma_ptr + plane, (rstd * sdyx).to(dgamma_ptr.dtype.element_ty),
                          mask=pmask)
                 tl.store(dbeta_ptr + plane, sdy.to(dbeta_ptr.dtype.element_ty), mask=pmask)
             k = tl.load(gamma_ptr + plane, mask=pmask, other=0.0).to(CDT) * rstd
             c2 = -k * sdy / Mf
             c3 = -k * rstd * rstd * sdyx / Mf
+            s_last = s0 + (tl.cdiv(s1 - s0, BS) - 1) * BS  # last tile first, as in the forward
             for t in range(tl.cdiv(s1 - s0, BS)):
-                s = s0 + t * BS + ar
+                s = s_last - t * BS + ar
                 mask = pmask[:, None] & (s < s1)[None, :]
                 offs = _offs(base, s, C, CL, INT64)
                 g = tl.load(dy_ptr + offs, mask=mask, other=0.0).to(CDT)
@@ -345,22 +380,41 @@ def num_sms(device: torch.device) -> int:
     return 2
 
 
+def max_one_tile(esize: int, aligned: bool = True) -> int:
+    """The most elements a whole-plane tile may hold for x of ``esize`` bytes: MAX_ONE_TILE 32-bit
+    compute values (fp16 / bf16 / fp32 compute in float32), half as many float64 ones.
+
+    ``aligned``: the tile rows start 16-element aligned (M % 16 == 0 for NCHW, C % 16 == 0 for
+    channels_last), which Triton's launcher specialises on.  Then every thread's values move as
+    16-byte vectors; otherwise each value needs its own 64-bit address, and a 16-warp tile of 16384
+    values (at most 128 registers per thread) sits at the register limit and spills in the 64-bit
+    offset variant, so unaligned planes keep the 8-warp limit of MAX_ONE_TILE // 2."""
+    n = MAX_ONE_TILE * 4 // max(4, esize)
+    return n if aligned else min(n, MAX_ONE_TILE // 2)
+
+
 def plan(N: int, C: int, M: int, channels_last: bool, esize: int, sms: int) -> dict:
     """Launch plan shared by forward and backward: tile [BP, BS], whether a plane fits one tile,
-    and how many segments (splits) each plane is cut into (1: mode 0, whole planes)."""
+    and how many segments (splits) each plane is cut into (1: mode 0, whole planes).
+
+    A plane fits one tile when the smallest tile of whole planes -- one plane (NCHW), or the
+    fewest channels that give 32-byte rows (channels_last) -- holds at most max_one_tile()
+    elements; both layouts use the same limit, by element size and row alignment.  Several small
+    planes share a tile of TILE (NCHW) or up to MAX_PACKED_TILE (channels_last) elements."""
+    max_one = max_one_tile(esize, (C if channels_last else M) % 16 == 0)
     if channels_last:
         # at least 32 contiguous bytes per tile row (one DRAM sector), up to 128 bytes
         bp_min = min(_pow2(C), max(1, 32 // esize))
         ms = _pow2(M)
-        if ms * bp_min <= MAX_ONE_TILE:
+        if ms * bp_min <= max_one:
             bs = ms
-            bp = max(bp_min, min(_pow2(C), 128 // esize, MAX_ONE_TILE // ms))
+            bp = max(bp_min, min(_pow2(C), 128 // esize, min(max_one, MAX_PACKED_TILE) // ms))
         else:
             bp = min(_pow2(C), max(1, 128 // esize))
             bs = max(1, TILE // bp)
         n_pblocks = N * triton.cdiv(C, bp)
     else:
-        bs = _pow2(M) if M <= MAX_ONE_TILE else TILE
+        bs = _pow2(M) if M <= max_one else TILE
         bp = max(1, min(TILE // bs, _pow2(N * C)))
         n_pblocks = triton.cdiv(N * C, bp)
     one_tile = M <= bs
@@ -373,7 +427,8 @@ def plan(N: int, C: int, M: int, channels_last: bool, esize: int, sms: int) -> d
     splits = triton.cdiv(ntiles, tiles_per_split)
     if splits == 1:
         tiles_per_split = ntiles
-    warps = 8 if bp * bs >= 4096 else 4
+    # 16 to 32 values per thread in a full tile; 16384-value tiles: 16 warps x 32 values
+    warps = 16 if bp * bs >= 16384 else 8 if bp * bs >= 4096 else 4
     return dict(BP=bp, BS=bs, one_tile=one_tile, n_pblocks=n_pblocks,
                 n_cblocks=triton.cdiv(C, bp) if channels_last else 1, ntiles=ntiles,
                 splits=splits, tiles_per_split=tiles_per_split, num_warps=warps)
@@ -466,4 +521,4 @@ def adain_backward_triton(dx, dgamma, dbeta, dy, x, gamma, mean, rstd, sms: int 
 
 
 __all__ = ["adain_forward_triton", "adain_backward_triton", "plan", "adain_fwd_kernel",
-           "adain_bwd_kernel", "adain_combine_kernel", "TILE", "MAX_ONE_TILE"]
+           "adain_bwd_kernel", "adain_combine_kernel", "TILE", "MAX_ONE_TILE", "max_one_tile"]

@@ -1,14 +1,17 @@
 """adain Triton kernels under TRITON_INTERPRET=1 on CPU tensors, against the reference: forward,
 backward and double backward, NCHW and channels_last, fp32/fp64, odd sizes; every launch plan
 (a whole plane in one tile, planes looped over tiles, planes split across programs + combine) by
-shrinking the plan's tile sizes; Welford / Chan accuracy on large means; 64-bit offsets."""
+shrinking the plan's tile sizes; 16384-element whole-plane tiles; the order of the elementwise
+second pass (last tile first; mode 2's programs reversed), recorded from the interpreter's stores,
+with values against the float64 oracle; Welford / Chan accuracy on large means; 64-bit offsets."""
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from fastgan.ops import adain
-from tests._adain_oracle import assert_rel_norm_list, value_grads
+from tests._adain_oracle import assert_rel_norm_list, definition, value_grads
 
 pytestmark = pytest.mark.interpret
 
@@ -78,8 +81,10 @@ def test_forward_backward_double_backward(plan_mode, fmt, dtype, shape):
 
 
 @pytest.mark.parametrize("shape,fmt", [
-    ((3, 3, 91, 97), "nchw"),          # 8827 pixels > MAX_ONE_TILE, 9 plane blocks: looped planes
+    ((3, 3, 91, 97), "nchw"),          # 8827 pixels, M % 16 != 0: > 8192, looped planes (9 blocks)
     ((1, 2, 91, 97), "nchw"),          # 2 plane blocks: split into 3 segments + combine
+    ((3, 3, 129, 128), "nchw"),        # 16512 pixels > MAX_ONE_TILE: looped, ragged last tile
+    ((1, 2, 129, 128), "nchw"),        # split into 3 segments + combine, ragged last tile
     ((1, 3, 70, 70), "channels_last"), # C = 3 (not a power of 2), split
     ((2, 37, 6, 5), "channels_last"),  # many channels, several channel blocks, one tile
     ((5, 64, 3, 3), "nchw"),           # many planes per program
@@ -185,3 +190,167 @@ def test_opcheck_triton_backend(fmt):
     dy = torch.randn(2, 3, 5, 4)
     torch.library.opcheck(torch.ops.fastgan.adain_backward.default,
                           (dy, x.detach(), g.detach(), mean, rstd, torch.float32, "triton"))
+
+
+def _compare_oracle(x, g, b, tol):
+    """value and first-order gradients of the Triton op against the float64 oracle."""
+    got = value_grads(lambda x, g, b: adain(x, g, b, impl="triton"), x, g, b, second_order=False)
+    want = value_grads(definition, x.double(), g.double(), b.double(), second_order=False,
+                       rounding=x.dtype)
+    assert_rel_norm_list(got, want, tol, what=f"{tuple(x.shape)} {x.dtype}")
+
+
+ORACLE_TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
+
+
+@pytest.mark.parametrize("shape,fmt", [
+    ((1, 2, 128, 128), "nchw"),           # a 128^2 plane per tile
+    ((1, 16, 32, 64), "channels_last"),   # 8 channels x 2048 pixels
+])
+def test_16384_element_one_tile(shape, fmt):
+    mf = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+    x, g, b = _args(shape, torch.float32, mf)
+    k = _kern()
+    n, c, h, w = shape
+    p = k.plan(n, c, h * w, fmt == "channels_last", 4, k.num_sms(x.device))
+    assert p["one_tile"] and p["BP"] * p["BS"] == 16384 and p["num_warps"] == 16, p
+    _compare_oracle(x, g, b, ORACLE_TOL[torch.float32])
+
+
+@pytest.fixture
+def store_log(monkeypatch):
+    """The interpreter's stores, per launch: grid, then (program index, rank of the stored block,
+    int64 addresses written) in execution order.  Rank 2 blocks are the [BP, BS] tiles of the
+    elementwise pass (y / dx), rank 1 the per-plane values."""
+    interp = pytest.importorskip("triton.runtime.interpreter")
+    b = getattr(interp, "interpreter_builder", None)
+    if b is None or not all(hasattr(b, a) for a in ("set_grid_dim", "set_grid_idx",
+                                                     "create_masked_store")):
+        pytest.skip("this Triton's interpreter has no store hooks to record")
+    launches = []
+    set_dim, store = b.set_grid_dim, b.create_masked_store
+
+    def set_grid_dim(*dims):
+        launches.append(dict(grid=tuple(dims), stores=[]))
+        return set_dim(*dims)
+
+    def create_masked_store(ptrs, value, mask, *a, **kw):
+        addrs = np.broadcast_to(ptrs.data, np.shape(mask.data))[np.asarray(mask.data, dtype=bool)]
+        if addrs.size:
+            launches[-1]["stores"].append((tuple(b.grid_idx), np.ndim(ptrs.data),
+                                           addrs.astype(np.int64)))
+        return store(ptrs, value, mask, *a, **kw)
+
+    monkeypatch.setattr(b, "set_grid_dim", set_grid_dim)
+    monkeypatch.setattr(b, "create_masked_store", create_masked_store)
+    return launches
+
+
+def _elementwise_launch(launches):
+    """The one launch of a pass that stores tiles, and the index of that launch."""
+    idx = [i for i, l in enumerate(launches) if any(st[1] == 2 for st in l["stores"])]
+    assert len(idx) == 1, [l["grid"] for l in launches]
+    return launches[idx[0]]
+
+
+def _tiles_in_launch_order(launch, x):
+    """Per program, in CUDA's launch order (blockIdx.x fastest), its tile stores as (plane index
+    array, pixel index array); also checks every element of the output is written once."""
+    n, c, h, w = x.shape
+    m, cl = h * w, not x.is_contiguous()
+    tiles = [st for st in launch["stores"] if st[1] == 2]
+    base = min(int(a.min()) for _, _, a in tiles)
+    es = x.element_size()
+    nx, ny, _ = launch["grid"]
+    progs = {}
+    for idx, _, a in tiles:
+        e = (a - base) // es
+        if cl:
+            plane, pix = (e // (m * c)) * c + e % c, (e % (m * c)) // c
+        else:
+            plane, pix = e // m, e % m
+        progs.setdefault(idx, []).append((plane, pix))
+    every = np.sort(np.concatenate([(a - base) // es for _, _, a in tiles]))
+    assert np.array_equal(every, np.arange(x.numel())), "elements not written exactly once"
+    order = sorted(progs, key=lambda i: (i[2] * ny + i[1]) * nx + i[0])
+    return [(i, progs[i]) for i in order]
+
+
+def _oracle_direct(x, g, b, dy):
+    xd, gd, bd = (t.detach().double().requires_grad_() for t in (x, g, b))
+    y = definition(xd, gd, bd)
+    y.backward(dy.double())
+    return [y.detach(), xd.grad, gd.grad, bd.grad]
+
+
+@pytest.mark.parametrize("split", ["loop", "split", "split-multi"])
+@pytest.mark.parametrize("fmt", ["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_second_pass_runs_last_tile_first(split, fmt, dtype, store_log, monkeypatch):
+    """The elementwise pass re-reads x (and dy) from the end of what the statistics / gradient-sum
+    pass streamed: mode 0 walks each program's tiles backwards from the ragged last one; mode 2's
+    programs are reversed in both grid dimensions (CUDA launch order: last segment of the last
+    plane block first), each walking its own tiles backwards ('split-multi': several tiles per
+    program), and dgamma / dbeta come from the programs of the real segment 0.  Values and
+    gradients against the float64 oracle."""
+    k = _kern()
+    monkeypatch.setattr(k, "TILE", 64)
+    monkeypatch.setattr(k, "MAX_ONE_TILE", 8)
+    monkeypatch.setattr(k, "PROGRAMS_PER_SM", 0 if split == "loop" else 4)
+    if split == "split-multi":
+        monkeypatch.setattr(k, "_MAX_GRID1", 3)
+    sms = 3
+    cl = fmt == "channels_last"
+    # NCHW: 6 one-plane blocks x 5 tiles of 64 pixels (33 in the last); channels_last: 40 channels
+    # (2 or 3 channel blocks per sample) x 15 pixels, 2 or 4 pixels per tile (ragged last tile)
+    shape = (2, 40, 3, 5) if cl else (2, 3, 17, 17)
+    x, g, b = _args(shape, dtype, torch.channels_last if cl else torch.contiguous_format)
+    dy = torch.randn_like(x)
+    assert dy.stride() == x.stride()
+    n, c, h, w = shape
+    m = h * w
+    p = k.plan(n, c, m, cl, x.element_size(), sms)
+    assert not p["one_tile"] and p["n_pblocks"] > 1 and p["ntiles"] > 2 and m % p["BS"], p
+    g1, tps = k._apply_split(p)
+    if split == "loop":
+        assert p["splits"] == 1
+    else:
+        assert p["splits"] > 1 and g1 > 1 and (tps > 1) == (split == "split-multi"), (p, g1, tps)
+
+    cdt = torch.float64 if dtype == torch.float64 else torch.float32
+    y, dx = torch.empty_like(x), torch.empty_like(x)
+    mean, rstd = torch.empty(n, c, dtype=cdt), torch.empty(n, c, dtype=cdt)
+    dg, db = torch.empty_like(g), torch.empty_like(b)
+    k.adain_forward_triton(y, mean, rstd, x, g, b, 1e-5, sms=sms)
+    fwd = list(store_log)
+    store_log.clear()
+    k.adain_backward_triton(dx, dg, db, dy, x, g, mean, rstd, sms=sms)
+    bwd = list(store_log)
+    assert_rel_norm_list([y, dx, dg, db], _oracle_direct(x, g, b, dy), ORACLE_TOL[dtype],
+                         what=f"{split} {fmt}")
+    assert y.stride() == x.stride() and dx.stride() == x.stride()
+
+    for launches in (fwd, bwd):
+        assert len(launches) == (1 if split == "loop" else 3)
+        launch = _elementwise_launch(launches)
+        progs = _tiles_in_launch_order(launch, x)
+        if split == "loop":
+            assert launch["grid"][:2] == (p["n_pblocks"], 1)
+            for _, tiles in progs:
+                last = [int(pix.max()) for _, pix in tiles]
+                assert len(last) == p["ntiles"] and last[0] == m - 1, last
+                assert all(a > b for a, b in zip(last, last[1:])), f"not last tile first: {last}"
+        else:
+            assert launch["grid"][:2] == (p["n_pblocks"], g1)
+            seg = tps * p["BS"]
+            keys = [(int(pix.max()) // seg, int(plane.max()), int(pix.max()))
+                    for _, tiles in progs for plane, pix in tiles]
+            assert keys[0] == ((m - 1) // seg, n * c - 1, m - 1), keys[:3]
+            assert all(a > b for a, b in zip(keys, keys[1:])), f"not in reverse order: {keys}"
+    if split != "loop":  # dgamma / dbeta: stored (once per plane) by the programs of segment 0
+        launch = _elementwise_launch(bwd)
+        owns_pixel0 = {i for i, tiles in _tiles_in_launch_order(launch, x)
+                       if any((pix == 0).any() for _, pix in tiles)}
+        writers = [i for i, rank, _ in launch["stores"] if rank == 1]
+        assert len(writers) == 2 * p["n_pblocks"] and set(writers) == owns_pixel0, (writers,
+                                                                                   owns_pixel0)
