@@ -2,7 +2,10 @@
 
 Variants:
 * ``layer``: the 3x3 same-resolution layer (modulate, conv, demodulate, noise [N, 1, H, W], bias,
-  lrelu * sqrt 2): fastgan runs it as one fused op (the Triton implicit-GEMM kernel).
+  lrelu * sqrt 2): fastgan runs it as one fused op (the Triton implicit-GEMM kernel); its
+  first-order backward runs the data gradient through the same kernel with the style terms in the
+  epilogue (``FASTGAN_MODCONV_FUSED_DGRAD=0`` in the environment times the unfused backward, for
+  an A/B run with ``--out`` elsewhere).
 * ``up2``: the upsampling layer (3x3 transposed conv, stride 2, [1, 3, 3, 1] FIR), same epilogue.
 
 ``eager`` is the unfused PyTorch path a user writes (NVlabs ``fused_modconv=False``):

@@ -39,6 +39,12 @@ once per call unless the weight already is channels_last (or 1x1).  noise is any
 (stride 0 on broadcast dims); when its channel stride is 0 (StyleGAN's per-sample / shared noise)
 one [BM] vector is loaded and broadcast over the output channels.
 
+The data gradient.  For stride 1, ``conv2d_input(dc, w)`` is itself a convolution of dc with the
+transposed, flipped weight; :func:`modconv_dgrad_triton` runs this kernel that way (``HAS_S``
+off), with the style as the epilogue's output-channel scale (dx = s * dxs) and the style gradient
+``sum_pixels(dxs * x)`` reduced per tile in the epilogue (``HAS_DS``), so the backward's
+elementwise work rides on the GEMM as the forward's does.
+
 Offsets: per-sample base offsets are always 64-bit; offsets inside a sample (and the weight) are
 32-bit unless ``INT64`` (the launcher's bound says they might not fit).  Grids are one-dimensional
 (sample, tile row, tile column, output-channel block -- the channel block fastest, so programs that
@@ -58,7 +64,7 @@ _I32_LIMIT = 2 ** 31 - 1
 
 @triton.jit
 def modconv2d_kernel(
-    y_ptr, c_ptr, x_ptr, w_ptr, s_ptr, d_ptr, noise_ptr, b_ptr, params_ptr,
+    y_ptr, c_ptr, x_ptr, w_ptr, s_ptr, d_ptr, noise_ptr, b_ptr, params_ptr, xds_ptr, dsp_ptr,
     I, O, H, W, OH, OW,
     sxn, sxc, sxh, sxw,      # x strides (the contiguous one is ignored: X_CL picks it)
     swo, swu, swv,           # weight strides (input channel stride 1)
@@ -68,6 +74,8 @@ def modconv2d_kernel(
     alpha, gain, clamp,
     pid_off,
     KH: tl.constexpr, KW: tl.constexpr, ACT: tl.constexpr,
+    HAS_S: tl.constexpr,          # modulate (else a plain convolution: the data gradient)
+    HAS_DS: tl.constexpr,         # per-tile partials of sum_pixels(acc * xds) (the style gradient)
     HAS_C: tl.constexpr, HAS_D: tl.constexpr, HAS_NOISE: tl.constexpr,
     NOISE_BCAST_C: tl.constexpr,  # noise channel stride 0: one [BM] vector per tile
     HAS_B: tl.constexpr, HAS_CLAMP: tl.constexpr,
@@ -132,7 +140,8 @@ def modconv2d_kernel(
         w_ptrs = w_o + (u * swu + v * swv) + kk[:, None]
         if EVEN_K:
             a = tl.load(a_ptrs, mask=pm[:, None], other=0.0)
-            sv = tl.load(s_n + kk)
+            if HAS_S:
+                sv = tl.load(s_n + kk)
             if EVEN_N:
                 bt = tl.load(w_ptrs)
             else:
@@ -140,16 +149,18 @@ def modconv2d_kernel(
         else:
             k_ok = kk < I
             a = tl.load(a_ptrs, mask=pm[:, None] & k_ok[None, :], other=0.0)
-            sv = tl.load(s_n + kk, mask=k_ok, other=0.0)
+            if HAS_S:
+                sv = tl.load(s_n + kk, mask=k_ok, other=0.0)
             if EVEN_N:
                 bt = tl.load(w_ptrs, mask=k_ok[:, None], other=0.0)
             else:
                 bt = tl.load(w_ptrs, mask=k_ok[:, None] & o_ok[None, :], other=0.0)
-        sv = sv.to(CDT)
-        if MOD_X:
-            a = (a.to(CDT) * sv[None, :]).to(XDT)
-        else:
-            bt = (bt.to(CDT) * sv[:, None]).to(XDT)
+        if HAS_S:
+            sv = sv.to(CDT)
+            if MOD_X:
+                a = (a.to(CDT) * sv[None, :]).to(XDT)
+            else:
+                bt = (bt.to(CDT) * sv[:, None]).to(XDT)
         acc = tl.dot(a, bt, acc, input_precision=PRECISION, out_dtype=CDT)
 
     # ---- epilogue ----
@@ -161,6 +172,12 @@ def modconv2d_kernel(
         y_off = n * syn + (p * syh + q)[:, None] + (ro * syc)[None, :]
     if HAS_C:
         tl.store(c_ptr + y_off, acc.to(XDT), mask=out_mask)
+    if HAS_DS:
+        # style gradient of the data-gradient launch: sum over this tile's pixels of acc * x
+        # (xds has y's strides), one float32 row per tile, summed over tiles by the host
+        xv = tl.load(xds_ptr + y_off, mask=out_mask, other=0.0).to(CDT)
+        part = tl.sum(tl.where(out_mask, acc * xv, 0.0), axis=0)
+        tl.store(dsp_ptr + ((n * tiles_y + ty) * tiles_x + tx) * O + ro, part, mask=o_ok)
     val = acc
     if HAS_D:
         dv = tl.load(d_ptr + n * O + ro, mask=o_ok, other=0.0).to(CDT)
@@ -273,7 +290,7 @@ def _tf32() -> bool:
 
 
 def modulated_conv2d_triton(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp,
-                            *, config=None, int64=None):
+                            *, xds=None, config=None, int64=None):
     """Fill y (and c when c is not None) with:
          c[n,o,p,q] = sum_{i<I, u<kh, v<kw} w[o,i,u,v] * s[n,i] * xpad[n,i,p+u,q+v]     (correlation, like F.conv2d)
          t          = c * d[n,o] + noise[n,o,p,q]                   (d=None: no demodulation; noise=None: no noise)
@@ -282,7 +299,8 @@ def modulated_conv2d_triton(y, c, x, w, s, d, noise, b, padx, pady, act_id, alph
     x:     [N, I, H, W], float16 / bfloat16 / float32 / float64; contiguous (NCHW) or channels_last.
     w:     [O, I, kh, kw], x's dtype, contiguous (or channels_last: no reorder copy), already in
            correlation order (kh, kw odd or even, 1..7).
-    s:     [N, I] float32 (float64 for float64 x), contiguous: the per-sample input-channel styles.
+    s:     [N, I] float32 (float64 for float64 x), contiguous: the per-sample input-channel styles,
+           or None: no modulation (a plain convolution, as the data gradient needs).
     d:     [N, O] float32 (float64 for fp64), contiguous, or None: the demodulation coefficients.
     noise: None or a 4-D view [N, O, OH, OW] of any float dtype with arbitrary strides, typically
            expanded from [N,1,OH,OW] or [1,1,OH,OW] (stride 0 on broadcast dims).
@@ -292,10 +310,14 @@ def modulated_conv2d_triton(y, c, x, w, s, d, noise, b, padx, pady, act_id, alph
     c:     None, or preallocated like y (same strides): the raw conv result (before d, noise,
            bias), rounded to x's dtype (the backward needs it).
     act_id, alpha, gain, clamp: as kernels/bias_act.py.
+    xds:   None, or a tensor of y's shape, dtype and strides: then the launch also forms
+           ``sum_{p,q} c[n,o,p,q] * xds[n,o,p,q]`` as per-tile partials and returns them, a
+           [N, tiles, O] tensor of the compute type to be summed over dim 1 (deterministic; the
+           style gradient of :func:`modconv_dgrad_triton`).
     All arithmetic after the products accumulates in float32 (float64 for float64 inputs).
 
     ``config`` (a dict like :func:`launch_config`'s) and ``int64`` override the launcher's
-    choices (tests).
+    choices (tests).  Returns the partials (or None without ``xds``).
     """
     N, I, H, W = x.shape
     O, I2, kh, kw = w.shape
@@ -304,25 +326,53 @@ def modulated_conv2d_triton(y, c, x, w, s, d, noise, b, padx, pady, act_id, alph
     assert tuple(y.shape) == (N, O, OH, OW), (tuple(y.shape), (N, O, OH, OW))
     assert y.dtype == x.dtype and w.dtype == x.dtype, (y.dtype, w.dtype, x.dtype)
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    assert s.dtype == cdt and tuple(s.shape) == (N, I) and s.is_contiguous(), (s.dtype, s.shape)
+    assert s is None or (s.dtype == cdt and tuple(s.shape) == (N, I) and s.is_contiguous())
     assert d is None or (d.dtype == cdt and tuple(d.shape) == (N, O) and d.is_contiguous())
     assert b is None or (tuple(b.shape) == (O,) and b.is_contiguous())
     assert noise is None or tuple(noise.shape) == (N, O, OH, OW), tuple(noise.shape)
     assert c is None or (c.shape == y.shape and c.stride() == y.stride() and c.dtype == y.dtype)
+    assert xds is None or (xds.shape == y.shape and xds.stride() == y.stride()
+                           and xds.dtype == y.dtype)
     if y.numel() == 0:
-        return
+        return None if xds is None else y.new_zeros((N, 0, O), dtype=cdt)
     with torch.cuda.device(y.device) if y.is_cuda else contextlib.nullcontext():
         args, meta, programs = plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain,
-                                    clamp, config=config, int64=int64)
+                                    clamp, xds=xds, config=config, int64=int64)
         off = 0
         while off < programs:
             cnt = min(_MAX_GRID, programs - off)
             modconv2d_kernel[(cnt,)](*args, off, **meta)
             off += cnt
+    return args[_DSP_ARG] if xds is not None else None
 
 
-def plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp, *, config=None,
-         int64=None):
+def modconv_dgrad_triton(dx, dc, w, s, x, padx, pady, *, config=None, int64=None):
+    """The data gradient of ``c = conv2d(x * s, w, padding=(pady, padx))`` with its two
+    elementwise follow-ups fused into the epilogue: fill ``dx = s * conv2d_input(dc, w)`` and
+    return ``ds = sum_{p,q} conv2d_input(dc, w) * x`` ([N, I], compute type).
+
+    One launch of :func:`modconv2d_kernel` as a plain convolution of dc with the transposed,
+    flipped weight (padding kh-1-pady, kw-1-padx; needs pady < kh and padx < kw), s as the
+    output-channel scale of the epilogue and x read there for the style-gradient partials -- so
+    the backward never writes or re-reads the unscaled gradient.
+    dc: [N, O, OH, OW]; w: [O, I, kh, kw]; s: [N, I] compute type; x and dx: [N, I, H, W], dx with
+    x's strides; dc, w, x, dx of one dtype.
+    """
+    O, I, kh, kw = w.shape
+    assert 0 <= pady < kh and 0 <= padx < kw, (padx, pady, kh, kw)
+    # K-major transposed weight [I, kh, kw, O] (output channel innermost), viewed as [I, O, kh, kw]
+    wt = w.flip([2, 3]).permute(1, 2, 3, 0).contiguous().permute(0, 3, 1, 2)
+    part = modulated_conv2d_triton(dx, None, dc, wt, None, s, None, None, kw - 1 - padx,
+                                   kh - 1 - pady, 0, 0.0, 1.0, -1.0, xds=x, config=config,
+                                   int64=int64)
+    return part.sum(1)
+
+
+_DSP_ARG = 10  # position of the style-gradient partials in plan()'s args
+
+
+def plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp, *, xds=None,
+         config=None, int64=None):
     """(args without pid_off, constexprs + launch options, number of programs) of the launch
     :func:`modulated_conv2d_triton` makes; works on meta tensors (the AOT tests compile exactly
     these specialisations)."""
@@ -347,7 +397,7 @@ def plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp, *, 
     if int64 is None:
         big = max(
             _span(x, (kpad, H + pady + tiles_y * th + kh, W + padx + tiles_x * tw + kw)),
-            _span(y, (o_tiles * bn, tiles_y * th, tiles_x * tw)),
+            _span(y, (o_tiles * bn, tiles_y * th, tiles_x * tw)),  # also c and xds
             0 if noise is None else _span(noise, (o_tiles * bn, tiles_y * th, tiles_x * tw)),
             abs(w.stride(0)) * o_tiles * bn + w.numel() + kpad,
         )
@@ -358,8 +408,13 @@ def plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp, *, 
         params = torch.tensor([alpha, gain, clamp], dtype=torch.float64, device=y.device)
     sn = noise.stride() if noise is not None else (0, 0, 0, 0)
     precision = "tf32" if tf32 else "ieee"
-    args = (y, c if c is not None else dummy, x, w, s, d if d is not None else dummy,
-            noise if noise is not None else dummy, b if b is not None else dummy, params,
+    dsp = dummy
+    if xds is not None:
+        cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+        dsp = torch.empty((N, tiles_y * tiles_x, O), dtype=cdt, device=y.device)
+    args = (y, c if c is not None else dummy, x, w, s if s is not None else dummy,
+            d if d is not None else dummy, noise if noise is not None else dummy,
+            b if b is not None else dummy, params, xds if xds is not None else dummy, dsp,
             I, O, H, W, OH, OW,
             x.stride(0), x.stride(1), x.stride(2), x.stride(3),
             w.stride(0), w.stride(2), w.stride(3),
@@ -367,7 +422,8 @@ def plan(y, c, x, w, s, d, noise, b, padx, pady, act_id, alpha, gain, clamp, *, 
             sn[0], sn[1], sn[2], sn[3],
             padx, pady, tiles_x, tiles_y, o_tiles,
             alpha, gain, clamp)
-    meta = dict(KH=kh, KW=kw, ACT=act_id, HAS_C=c is not None, HAS_D=d is not None,
+    meta = dict(KH=kh, KW=kw, ACT=act_id, HAS_S=s is not None, HAS_DS=xds is not None,
+                HAS_C=c is not None, HAS_D=d is not None,
                 HAS_NOISE=noise is not None,
                 NOISE_BCAST_C=noise is not None and (noise.stride(1) == 0 or O == 1),
                 HAS_B=b is not None, HAS_CLAMP=clamp >= 0, X_CL=x_cl, Y_CL=y_cl,

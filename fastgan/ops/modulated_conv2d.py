@@ -27,7 +27,10 @@ generator w.r.t. the styles with create_graph=True):
   else in the epilogue).  ``c`` is the raw convolution, written only when the backward needs it
   (demodulation or an input-referenced activation).  Backward: the epilogue's backward, then the
   convolution's: dxs = conv2d_input(dc, w), dx = dxs s, ds = sum_hw dxs x,
-  dw = conv2d_weight(x s, dc) (torch's convolution gradients, differentiable again).  dw is
+  dw = conv2d_weight(x s, dc) (torch's convolution gradients, differentiable again).  A
+  first-order backward (no create_graph) takes dx and ds from ``fastgan::modconv_dgrad``
+  instead: on 'triton' one launch of the fused kernel as the transposed convolution, with the
+  style scale and the style-gradient reduction in its epilogue (dxs is never written).  dw is
   skipped exactly as :func:`fastgan.ops.conv2d` skips it: inside
   :func:`fastgan.ops.no_weight_gradients` for a leaf weight, and whenever the autograd engine
   will not use it for a computed one (R1 / path-length inner passes).
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from typing import Optional, Sequence, Union
 
 import torch
@@ -328,6 +332,50 @@ def _conv_grads(x, w, s, dc, pad, need_x, need_w, need_s):
     return dx, dw, ds
 
 
+def _dgrad_ref(dc, w, s, x, pad):
+    """(dx, ds) of c = conv2d(x * s, w, padding=pad), as :func:`_conv_grads` forms them."""
+    dx, _, ds = _conv_grads(x, w, s, dc, pad, True, False, True)
+    return dx, ds
+
+
+@custom_op("fastgan::modconv_dgrad")
+def _dgrad_op(dc: Tensor, w: Tensor, s: Tensor, x: Tensor, padx: int, pady: int,
+              impl: str) -> tuple[Tensor, Tensor]:
+    """First-order data and style gradients of the fused layer's convolution (no autograd of its
+    own: the backward uses it only when no graph is being built)."""
+    x = _dense4(x)
+    if impl == "ref":
+        dx, ds = _dgrad_ref(dc, w, s, x, (pady, padx))
+        return dx.contiguous(memory_format=_memory_format(x)), ds
+    from fastgan.kernels.modulated_conv2d import modconv_dgrad_triton
+
+    dc = dc.contiguous(memory_format=_memory_format(x))
+    dx = torch.empty_like(x)
+    ds = modconv_dgrad_triton(dx, dc, w, s.contiguous(), x, padx, pady)  # w: any layout
+    return dx, ds
+
+
+@_dgrad_op.register_fake
+def _(dc, w, s, x, padx, pady, impl):
+    return (torch.empty_like(x, memory_format=_memory_format(x)),
+            x.new_empty((x.shape[0], x.shape[1]), dtype=_cdt(x.dtype)))
+
+
+# FASTGAN_MODCONV_FUSED_DGRAD=0 (read at import) keeps the unfused first-order backward
+# (cuDNN's data gradient + elementwise style terms): for A/B benchmarks of the fused one.
+_FUSED_DGRAD = os.environ.get("FASTGAN_MODCONV_FUSED_DGRAD", "1").strip() not in (
+    "0", "false", "no", "off")
+
+
+def _fused_dgrad_applies(ctx, w) -> bool:
+    """Whether the backward may take (dx, ds) from ``fastgan::modconv_dgrad``: a first-order pass
+    (no graph: the op has no derivative of its own) with padding the transposed convolution can
+    express."""
+    pady, padx = ctx.pad
+    return (_FUSED_DGRAD and not torch.is_grad_enabled() and ctx.args[4] in ("ref", "triton")
+            and pady < w.shape[2] and padx < w.shape[3])
+
+
 def _fused_bwd(ctx, dy, dc_out):
     x, w, s, d, noise, b, y, c = ctx.saved_tensors
     if dy is None:
@@ -351,8 +399,13 @@ def _fused_bwd(ctx, dy, dc_out):
     if need_c:
         from .conv2d import _want_weight_grad  # no_weight_gradients(), and engine pruning
 
-        dx, dw, ds = _conv_grads(x, w, s, dc, ctx.pad, need[0], _want_weight_grad(ctx, w),
-                                 need[2])
+        need_w = _want_weight_grad(ctx, w)
+        if (need[0] or need[2]) and _fused_dgrad_applies(ctx, w):
+            dx, ds = _dgrad_op(dc, w, s, x, ctx.pad[1], ctx.pad[0], ctx.args[4])
+            dx, ds = (dx if need[0] else None), (ds if need[2] else None)
+            _, dw, _ = _conv_grads(x, w, s, dc, ctx.pad, False, need_w, False)
+        else:
+            dx, dw, ds = _conv_grads(x, w, s, dc, ctx.pad, need[0], need_w, need[2])
     return dx, dw, ds, dd, dnoise, db, None, None, None, None, None, None, None, None
 
 

@@ -107,18 +107,50 @@ def _check(args, meta, dtype):
     return k, ru
 
 
+def _async_operand_copies(k, cl, dtype, meta) -> bool:
+    """Where the operands are 16-bit channels_last with BLOCK_K 64, assert the operand tiles move
+    by 16-byte cp.async copies into shared memory with several stages in flight; say whether it
+    applied."""
+    if not (cl and dtype in H16 and meta["BLOCK_K"] == 64):
+        return False
+    ptx = k.asm["ptx"]
+    assert re.search(r"cp\.async\.cg\.shared\.global \[[^\]]*\], \[[^\]]*\], 0x10", ptx)
+    assert "cp.async.wait_group" in ptx
+    return True
+
+
+def _plan_dgrad(dtype, layer, cl, int64=None):
+    """The launcher's (args, meta) of :func:`modconv_dgrad_triton` for ``layer`` (the data
+    gradient: dc [N, O, H, W] convolved with the K-major transposed weight [I, O, k, k], the style
+    as the epilogue scale, x read for the style-gradient partials)."""
+    n, i, o, h, k = LAYERS[layer]
+    pad = k // 2
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    cdt = torch.float64 if dtype == torch.float64 else torch.float32
+    kw = dict(dtype=dtype, device="meta")
+    dc = torch.empty(n, o, h, h, memory_format=fmt, **kw)
+    wt = torch.empty(i, o, k, k, memory_format=torch.channels_last, **kw)
+    s = torch.empty(n, i, dtype=cdt, device="meta")
+    x = torch.empty(n, i, h, h, memory_format=fmt, **kw)
+    dx = torch.empty_like(x)
+    args, meta, _ = plan(dx, None, dc, wt, None, s, None, None, k - 1 - pad, k - 1 - pad, 0, 0.0,
+                         1.0, -1.0, xds=x, int64=int64)
+    assert meta["HAS_DS"] and meta["HAS_D"] and not (meta["HAS_S"] or meta["HAS_C"])
+    return args, meta
+
+
+@pytest.mark.parametrize("launch", ["forward", "data_gradient"])
 @pytest.mark.parametrize("layer", list(LAYERS))
 @pytest.mark.parametrize("cl", [True, False], ids=["channels_last", "nchw"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=TT.get)
-def test_stylegan2_layers_full_epilogue(layer, cl, dtype):
-    # c + demodulation + per-sample noise + bias + lrelu + clamp: the heaviest StyleGAN2 epilogue
-    args, meta = _plan(dtype, layer, cl)
+def test_stylegan2_layers(launch, layer, cl, dtype):
+    # forward: c + demodulation + per-sample noise + bias + lrelu + clamp, the heaviest StyleGAN2
+    # epilogue.  data_gradient: the backward's launch, no modulation in the K loop, the style as
+    # the epilogue scale and x-weighted partial sums for the style gradient.
+    forward = launch == "forward"
+    args, meta = (_plan if forward else _plan_dgrad)(dtype, layer, cl)
     k, _ = _check(args, meta, dtype)
-    ptx = k.asm["ptx"]
-    if cl and dtype in H16 and meta["BLOCK_K"] == 64:
-        # operand tiles: 16-byte cp.async copies into shared memory, several stages in flight
-        assert re.search(r"cp\.async\.cg\.shared\.global \[[^\]]*\], \[[^\]]*\], 0x10", ptx)
-        assert "cp.async.wait_group" in ptx
+    if _async_operand_copies(k, cl, dtype, meta) and forward:
         if LAYERS[layer][2] % 8 == 0:
             # y and c: 16-byte stores along the output channels
             _, stores = global_accesses(k)
@@ -193,3 +225,12 @@ def test_either_modulated_operand_fits_128x128_tiles(cl, mod_x):
     assert meta["TH"] * meta["TW"] == 128 and meta["BLOCK_N"] == 128
     meta["MOD_X"] = mod_x
     _check(args, meta, torch.float16)
+
+
+@pytest.mark.parametrize("cl", [True, False], ids=["channels_last", "nchw"])
+def test_data_gradient_int64_and_fp64(cl):
+    args, meta = _plan_dgrad(torch.float16, "512x64", cl, int64=True)
+    assert meta["INT64"]
+    _check(args, meta, torch.float16)
+    args, meta = _plan_dgrad(torch.float64, "512x8", cl)
+    _check(args, meta, torch.float64)

@@ -261,3 +261,78 @@ def test_nan_propagates_to_exactly_the_receptive_field(fmt, mod_x):
     want_y = want_c.clone()
     want_y[:, 5] = True
     assert torch.equal(y.isnan(), want_y)
+
+
+# --------------------------------------------------------------------------------------------
+# the data-gradient launch: dx = s * conv2d_input(dc, w), ds = sum_pixels(conv2d_input(dc, w) * x)
+# --------------------------------------------------------------------------------------------
+
+def dgrad_reference(dc, w, s, x, padx, pady):
+    """(dx, ds) in float64 by the definition: autograd of c = conv2d(x * s, w) at dc."""
+    xd = x.double().requires_grad_()
+    sd = s.double().requires_grad_()
+    c = F.conv2d(xd * sd[:, :, None, None], w.double(), padding=(pady, padx))
+    return torch.autograd.grad(c, (xd, sd), dc.double())
+
+
+def run_dgrad(n=2, i=5, o=7, h=6, w=5, kh=3, kw=3, padx=1, pady=1, dtype=torch.float32,
+              fmt=NCHW, config=None, int64=None, poison=None):
+    """modconv_dgrad_triton into a NaN-poisoned dx versus the float64 definition; poison: an
+    (n, i, h, w) index of x set to NaN.  Returns (dx, ds)."""
+    inp = _inputs(n=n, i=i, o=o, h=h, w=w, kh=kh, kw=kw, padx=padx, pady=pady, dtype=dtype,
+                  fmt=fmt)
+    x, wt, s = inp["x"], inp["w"], inp["s"]
+    if poison is not None:
+        x[poison] = float("nan")
+    oh, ow = h + 2 * pady - kh + 1, w + 2 * padx - kw + 1
+    dc = torch.randn(n, o, oh, ow, dtype=dtype).contiguous(memory_format=fmt)
+    dx = torch.full_like(x, float("nan"))
+    ds = _k().modconv_dgrad_triton(dx, dc, wt, s, x, padx, pady, config=config, int64=int64)
+    assert dx.stride() == x.stride() and ds.shape == (n, i) and ds.dtype == s.dtype
+    want_dx, want_ds = dgrad_reference(dc, wt, s, x, padx, pady)
+    tol = TOL[dtype]
+    for got, want in ((dx, want_dx), (ds, want_ds)):
+        assert torch.equal(got.isnan(), want.isnan())
+        scale = want[want.isfinite()].abs().max().item()
+        torch.testing.assert_close(got.double(), want, rtol=tol, atol=tol * scale, equal_nan=True)
+    return dx, ds
+
+
+@pytest.mark.parametrize("kh,kw,pady,padx", [(3, 3, 1, 1), (1, 1, 0, 0), (3, 3, 0, 0),
+                                             (3, 3, 2, 2), (4, 4, 1, 1), (3, 1, 1, 0)])
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_dgrad_kernel_sizes_and_paddings(kh, kw, pady, padx, fmt, dtype):
+    run_dgrad(kh=kh, kw=kw, padx=padx, pady=pady, dtype=dtype, fmt=fmt)
+
+
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("i,o", [(21, 19), (32, 32)], ids=["ragged", "even"])
+def test_dgrad_forced_small_tiles(fmt, i, o):
+    # several pixel tiles per sample (the style gradient is summed over their partials), several
+    # channel blocks and K chunks, ragged tails (masked rows must not reach the partials)
+    run_dgrad(n=2, i=i, o=o, h=5, w=10, fmt=fmt, config=SMALL)
+
+
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+def test_dgrad_int64_offsets(fmt):
+    run_dgrad(n=2, i=19, o=9, h=3, w=6, fmt=fmt, config=SMALL, int64=True)
+
+
+def test_dgrad_small_map_and_empty():
+    run_dgrad(n=3, i=24, o=40, h=4, w=4, fmt=CL)
+    run_dgrad(n=2, i=6, o=5, h=1, w=1)
+    dx = torch.empty(0, 3, 4, 4)
+    ds = _k().modconv_dgrad_triton(dx, torch.empty(0, 2, 4, 4), torch.randn(2, 3, 3, 3),
+                                   torch.empty(0, 3), torch.empty(0, 3, 4, 4), 1, 1)
+    assert ds.shape == (0, 3)
+
+
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+def test_dgrad_nan_in_x_reaches_only_its_style_gradient(fmt):
+    # x enters only the style-gradient partials: one NaN pixel makes exactly ds[n, i] NaN
+    dx, ds = run_dgrad(n=2, i=5, o=7, h=7, w=6, fmt=fmt, config=SMALL, poison=(1, 3, 6, 5))
+    assert dx.isfinite().all()
+    want = torch.zeros(2, 5, dtype=torch.bool)
+    want[1, 3] = True
+    assert torch.equal(ds.isnan(), want)

@@ -2,6 +2,7 @@
 out per sample in float64 (explicit per-sample weights, explicit resampling), gradients of first and
 second order (including the path-length pattern: grad w.r.t. styles with create_graph), the fp16
 pre-normalisation, opcheck of the three registered ops, torch.compile, bad input, NaN."""
+import importlib
 import math
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fastgan.ops import modulated_conv2d, setup_filter
-from fastgan.ops.modulated_conv2d import _dcoefs_op, _epilogue_op, _fused_op
+from fastgan.ops.modulated_conv2d import _dcoefs_op, _dgrad_op, _epilogue_op, _fused_op
 from tests.ops.test_conv2d_resample import reference as conv2d_resample_definition
 
 ACTS = {"linear": (0.0, 1.0), "lrelu": (0.2, math.sqrt(2)), "tanh": (0.0, 1.0),
@@ -265,6 +266,13 @@ def test_opcheck_ops():
     torch.library.opcheck(_epilogue_op.op, (c, d, nz, b, "tanh", 0.0, 1.0, -1.0, "ref"))
     torch.library.opcheck(_epilogue_op.op, (c.detach().contiguous(memory_format=torch.channels_last),
                                          None, None, None, "lrelu", 0.2, 1.0, 0.5, "ref"))
+    # the first-order data-gradient op (no autograd of its own: inputs without grad)
+    dc = torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    torch.library.opcheck(_dgrad_op.op, (dc, w.detach(), s.detach(), x.detach(), 1, 1, "ref"))
+    torch.library.opcheck(_dgrad_op.op, (dc.contiguous(memory_format=torch.channels_last),
+                                         w.detach(), s.detach(),
+                                         x.detach().contiguous(memory_format=torch.channels_last),
+                                         1, 1, "ref"))
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -364,3 +372,51 @@ def test_no_weight_gradients_skips_dw_and_keeps_penalty_exact(fused):
 
     for got, want in zip(penalty(True), penalty(False)):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# the backward's data-gradient op: first order only
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("padding,k", [(1, 3), (0, 1), (2, 3)])
+def test_first_order_backward_takes_the_dgrad_op(monkeypatch, padding, k):
+    # A plain backward takes (dx, ds) from fastgan::modconv_dgrad (one fused launch on 'triton');
+    # a create_graph backward must not (the op has no derivative) and keeps torch's differentiable
+    # convolution gradients.  Both give the definition's gradients.
+    mc = importlib.import_module("fastgan.ops.modulated_conv2d")  # the module, not the function
+    calls = []
+    orig = mc._dgrad_ref
+    monkeypatch.setattr(mc, "_dgrad_ref", lambda *a: calls.append(1) or orig(*a))
+    x, w, s, b, nz = _inputs(k=k, grad=True, noise=None)
+    h, wd = x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1
+    nz = torch.randn(2, 1, h, wd, dtype=torch.float64, requires_grad=True)
+    kw = dict(noise=nz, padding=padding, bias=b, act="lrelu")
+    y = modulated_conv2d(x, w, s, impl="ref", **kw)
+    dy = torch.randn_like(y)
+    first = torch.autograd.grad(y, (x, w, s, nz, b), dy)
+    assert len(calls) == 1
+    graph = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), (x, w, s, nz, b), dy,
+                                create_graph=True)
+    assert len(calls) == 1
+    leaves = [t.detach().requires_grad_() for t in (x, w, s, nz, b)]
+    ref = torch.autograd.grad(_definition_autograd(*leaves, padding), leaves, dy)
+    for a, g, r in zip(first, graph, ref):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    # only the grads that are asked for: x alone, the style alone
+    (gs,) = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), s, dy)
+    torch.testing.assert_close(gs, ref[2], rtol=1e-10, atol=1e-10)
+    assert len(calls) == 2
+    # FASTGAN_MODCONV_FUSED_DGRAD=0 (the A/B switch) keeps the unfused backward
+    monkeypatch.setattr(mc, "_FUSED_DGRAD", False)
+    (gx,) = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), x, dy)
+    torch.testing.assert_close(gx, ref[0], rtol=1e-10, atol=1e-10)
+    assert len(calls) == 2
+
+
+def _definition_autograd(x, w, s, nz, b, padding):
+    """The fused layer written with differentiable torch ops (float64): the gradient oracle."""
+    wn = w[None] * s[:, None, :, None, None]
+    wn = wn / (wn.square().sum([2, 3, 4], keepdim=True) + 1e-8).sqrt()
+    c = torch.cat([F.conv2d(x[n:n + 1], wn[n], padding=padding) for n in range(x.shape[0])])
+    return F.leaky_relu(c + nz + b[None, :, None, None], 0.2) * math.sqrt(2)

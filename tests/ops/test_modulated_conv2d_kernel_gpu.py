@@ -189,3 +189,25 @@ def test_samples_over_2_31_elements(big, fmt):
         _check(c[:, :, r0:r1], want_c, TOL[torch.float16], f"c rows {r0}:{r1}")
     del y, c, inp
     torch.cuda.empty_cache()
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("fmt", [CL, NCHW], ids=["channels_last", "nchw"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=IDS.get)
+def test_data_gradient_vs_float64(layer, fmt, dtype):
+    # modconv_dgrad_triton (the first-order backward's launch): dx = s * conv2d_input(dc, w) and
+    # ds = sum_pixels(conv2d_input(dc, w) * x) against autograd of the float64 definition
+    from tests.kernels.test_modulated_conv2d_kernel import dgrad_reference
+
+    n, i, o, h, k = LAYERS[layer]
+    inp = _inputs(n, i, o, h, k, dtype, fmt, noise=None)
+    x, w, s, pad = inp["x"], inp["w"], inp["s"], inp["padx"]
+    dc = torch.randn(n, o, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+    dx = torch.full_like(x, float("nan"))
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        ds = _k().modconv_dgrad_triton(dx, dc, w, s, x, pad, pad)
+    want_dx, want_ds = dgrad_reference(dc, w, s, x, pad, pad)  # float64 on the GPU
+    assert dx.stride() == x.stride()
+    _check(dx, want_dx, TOL[dtype], f"dx {layer}")
+    # ds: float32 accumulation of the unrounded GEMM result (no storage rounding)
+    _check(ds, want_ds, TOL[dtype], f"ds {layer}")

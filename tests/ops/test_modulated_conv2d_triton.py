@@ -95,3 +95,28 @@ def test_nan_propagates_triton():
                          impl="triton")
     assert torch.isnan(y[0, :, 1:4, 2:5]).all()
     assert torch.isfinite(y[1]).all()
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL])
+def test_first_order_backward_uses_the_fused_data_gradient(monkeypatch, fmt):
+    # impl='triton': a plain backward takes dx and ds from the fused data-gradient launch; a
+    # create_graph backward keeps torch's differentiable convolution gradients.  Both match 'ref'.
+    import fastgan.kernels.modulated_conv2d as k
+
+    calls = []
+    orig = k.modconv_dgrad_triton
+    monkeypatch.setattr(k, "modconv_dgrad_triton", lambda *a, **kw: calls.append(1) or orig(*a, **kw))
+    dtype = torch.float64
+    x, w, s, b = _inputs(dtype, fmt=fmt)
+    kw = dict(padding=1, bias=b, act="lrelu", noise=torch.randn(2, 1, 5, 6, dtype=dtype))
+    r = modulated_conv2d(x, w, s, impl="ref", **kw)
+    dy = torch.randn_like(r)
+    want = torch.autograd.grad(r, (x, w, s, b), dy)
+    got = torch.autograd.grad(modulated_conv2d(x, w, s, impl="triton", **kw), (x, w, s, b), dy)
+    assert len(calls) == 1
+    graph = torch.autograd.grad(modulated_conv2d(x, w, s, impl="triton", **kw), (x, w, s, b), dy,
+                                create_graph=True)
+    assert len(calls) == 1
+    for a, g, ref in zip(got, graph, want):
+        _close(a, ref, dtype)
+        _close(g, ref, dtype)
