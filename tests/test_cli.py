@@ -141,7 +141,7 @@ def test_ddp_two_gloo_processes_stay_in_sync(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     log = (run / "log.txt").read_text()
     assert "batch 4 (2 x 2)" in log
-    assert "ranks in sync: 2 processes" in log
+    assert "DistributedDataParallel" in log and "ranks in sync: 2 processes" in log
     state = torch.load(sorted(run.glob("ckpt-*.pt"))[-1], map_location="cpu", weights_only=False)
     assert state["world_size"] == 2 and state["step"] == 3 and state["cur_nimg"] == 12
 

@@ -2,23 +2,35 @@
 
 ``torchrun --nproc_per_node=K -m fastgan train ...`` starts K processes with ``RANK``,
 ``WORLD_SIZE`` and ``LOCAL_RANK`` set; :func:`init` joins them into one process group (NCCL on
-GPUs, gloo on CPU).  Each rank trains on its own slice of every batch; gradients are averaged with
-one flat all-reduce per optimiser step, as NVlabs' StyleGAN2-ADA does.  (``DistributedDataParallel``'s
-reducer is not used because it does not support ``torch.autograd.grad``, which the R1 and
-path-length penalties need; the averaging is the same.)  Buffers that each rank updates from its
-own data (the generator's ``w_avg``, the path-length mean) are averaged too, so every rank holds the
-same model at every step.
+GPUs, gloo on CPU).  Each rank trains on its own slice of every batch; the modules whose
+gradients a phase needs run through :func:`data_parallel` (``DistributedDataParallel``), whose
+reducer averages the gradients over the ranks during the backward, overlapped with it.
+
+DDP and gradient penalties: the R1 and path-length passes take ``torch.autograd.grad`` with
+respect to the *inputs* (the images, the ws) with ``create_graph=True``; those out-of-place
+gradients do not reach DDP's hooks, and the penalty's ordinary ``backward()`` that follows does,
+so the parameter gradients are averaged as usual.  A penalty does not reach every parameter
+(a last bias does not change d D / d x), and a backward that leaves one out never completes DDP's
+reduction (without the per-step graph walk of ``find_unused_parameters``): the gradients stay
+this rank's own, silently (pytorch/pytorch#47562; tests/train/test_distributed.py shows it).
+The trainer adds ``0 * output.sum()`` to those losses under DDP so every parameter takes part,
+as NVlabs does.  Buffers that each rank
+updates from its own data (the generator's ``w_avg``, the path-length mean) are averaged with
+:func:`average_buffers` (DDP's buffer broadcast is off: it would copy rank 0's instead).
 """
 from __future__ import annotations
 
 import datetime
+import gc
+import inspect
 import os
+import warnings
 from typing import Iterable, Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["init", "shutdown", "rank", "world_size", "is_main", "all_reduce_grads",
+__all__ = ["init", "shutdown", "rank", "world_size", "is_main", "data_parallel",
            "average_buffers", "broadcast_module", "all_reduce_mean", "any_flag", "barrier"]
 
 
@@ -44,7 +56,10 @@ def init(device: Optional[str] = None) -> tuple[int, int, torch.device]:
 
 
 def shutdown() -> None:
+    """Leave the process group.  Drop every DDP wrapper first (gc here collects the ones held
+    in reference cycles): one destroyed after its gloo group can hang the process at exit."""
     if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
@@ -73,22 +88,25 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
         dist.broadcast(t.data, src=src)
 
 
-def all_reduce_grads(params: Iterable[torch.nn.Parameter]) -> None:
-    """Average ``.grad`` over the ranks with one flat all-reduce (missing grads count as 0)."""
+def data_parallel(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` wrapped in ``DistributedDataParallel`` when more than one process runs, else
+    ``module`` itself.  Every parameter that requires grad must receive a gradient in each
+    backward through the wrapper (see the module docstring); buffers are not broadcast."""
     if world_size() == 1:
-        return
-    params = [p for p in params if p.requires_grad]
-    if not params:
-        return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                      for p in params])
-    dist.all_reduce(flat)
-    flat /= world_size()
-    for p, g in zip(params, flat.split([p.numel() for p in params])):
-        if p.grad is None:
-            p.grad = g.view_as(p).clone()
-        else:
-            p.grad.copy_(g.view_as(p))
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    # a [1, k] weight's gradient arrives with strides (1, 1): the same layout as the bucket's
+    # (8, 1) for a size-1 dimension, yet the reducer warns about it
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    # buffers: synced from rank 0 at construction only (torch >= 2.13 names the forward-time
+    # sync forward_sync_buffers and deprecates broadcast_buffers)
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    no_forward_sync = {"forward_sync_buffers" if "forward_sync_buffers" in params
+                       else "broadcast_buffers": False}
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=False, **no_forward_sync)
 
 
 def average_buffers(modules: Iterable[torch.nn.Module], names: tuple[str, ...]) -> None:

@@ -11,7 +11,8 @@ own optimiser step, as NVlabs' ``training_loop`` does:
 
 Lazy regularisation corrects Adam's learning rate and betas by ``interval / (interval + 1)``.
 G_ema follows G with a half-life of ``ema_kimg`` (ramped up over the first kimg).  Gradients are
-made finite (``nan_to_num``) before every step and averaged over the ranks.
+averaged over the ranks by ``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`) and
+made finite (``nan_to_num``) before every step.
 
 Randomness: the global RNG is reseeded from ``(seed, step, rank)`` at the start of every step and
 the data stream is a pure function of ``(seed, images seen)``, so a resumed run repeats the
@@ -197,6 +198,21 @@ class _StopRequest:
 # the trainer
 # ------------------------------------------------------------------------------------------------
 
+class _GeneratorPass(torch.nn.Module):
+    """``(z, c) -> (img, ws)``: G's mapping (with style mixing) and synthesis, the forward that
+    DDP wraps for G's two phases.  ``fast`` picks ``synthesis_fast`` (compiled when asked), else
+    the eager synthesis the path-length penalty differentiates twice."""
+
+    def __init__(self, G: Generator, synthesis_fast):
+        super().__init__()
+        self.G = G
+        object.__setattr__(self, "synthesis_fast", synthesis_fast)  # G's own modules: not again
+
+    def forward(self, z, c, mixing: float, fast: bool = True):
+        ws = self.G.mapping_with_mixing(z, c, mixing)
+        return (self.synthesis_fast if fast else self.G.synthesis)(ws), ws
+
+
 class Trainer:
     """Build everything from a :class:`TrainConfig` and train with :meth:`run`.
 
@@ -271,12 +287,13 @@ class Trainer:
             dist_.broadcast_module(self.D)
             self.G_ema.load_state_dict(self.G.state_dict())
 
-        # --- passes without double backward may be compiled
-        self.synthesis_fast = self.G.synthesis
-        self.D_fast = self.D
-        if cfg.compile:
-            self.synthesis_fast = torch.compile(self.G.synthesis)
-            self.D_fast = torch.compile(self.D)
+        # --- the passes that train G or D run through DDP when several processes do; the ones
+        # without double backward may be compiled (compile wraps DDP, as PyTorch advises)
+        self.ddp = self.world > 1
+        self.synthesis_fast = torch.compile(self.G.synthesis) if cfg.compile else self.G.synthesis
+        self.G_pass = dist_.data_parallel(_GeneratorPass(self.G, self.synthesis_fast), self.device)
+        self.D_train = dist_.data_parallel(self.D, self.device)
+        self.D_fast = torch.compile(self.D_train) if cfg.compile else self.D_train
 
         self.loader = make_loader(dataset, self.batch_per_rank, rank=self.rank,
                                   world_size=self.world, seed=cfg.seed, start=self.cur_nimg,
@@ -335,7 +352,6 @@ class Trainer:
 
     def _opt_step(self, opt: torch.optim.Optimizer, module: torch.nn.Module) -> None:
         params = [p for p in module.parameters() if p.requires_grad]
-        dist_.all_reduce_grads(params)
         for p in params:
             if p.grad is not None:
                 torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
@@ -359,9 +375,8 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         z, c = torch.randn(B, cfg.z_dim, device=dev), self._sample_c(B)
         with self._autocast():
-            ws = G.mapping_with_mixing(z, c, cfg.style_mixing)
-            fake = self.synthesis_fast(ws)
-            logits = self.D_fast(self._aug(fake), c)
+            fake, _ = self.G_pass(z, c, cfg.style_mixing)
+            logits = self.D_fast(self._aug(fake), c)  # D frozen: DDP's hooks stay quiet
         loss = F.softplus(-logits).mean()
         loss.backward()
         self._opt_step(self.opt_G, G)
@@ -376,10 +391,12 @@ class Trainer:
             n = max(B // cfg.pl_batch_shrink, 1)
             z, c = torch.randn(n, cfg.z_dim, device=dev), self._sample_c(n)
             with self._autocast():
-                ws = G.mapping_with_mixing(z, c, cfg.style_mixing)
-                img = G.synthesis(ws)
+                img, ws = self.G_pass(z, c, cfg.style_mixing, fast=False)
                 penalty = self.pl(img, ws)
-            (penalty * (cfg.pl_weight * cfg.pl_interval)).backward()
+            loss = penalty * (cfg.pl_weight * cfg.pl_interval)
+            if self.ddp:
+                loss = loss + img.sum() * 0  # every parameter joins DDP's reduction
+            loss.backward()
             self._opt_step(self.opt_G, G)
             self.stats.add("pl/penalty", penalty)
             self.stats.add("pl/mean", self.pl.pl_mean, check=False)
@@ -415,8 +432,12 @@ class Trainer:
             t = self.timer.start()
             self.opt_D.zero_grad(set_to_none=True)
             with self._autocast():
-                penalty = r1_penalty(lambda x, cc: D(self._aug(x), cc), reals, c_real)
-            (penalty * (cfg.gamma / 2 * cfg.r1_interval)).backward()
+                penalty, logits = r1_penalty(lambda x, cc: self.D_train(self._aug(x), cc), reals,
+                                             c_real, return_logits=True)
+            loss = penalty * (cfg.gamma / 2 * cfg.r1_interval)
+            if self.ddp:
+                loss = loss + logits.sum() * 0  # else the last bias leaves DDP's grads unreduced
+            loss.backward()
             self._opt_step(self.opt_D, D)
             self.stats.add("r1/penalty", penalty)
             self.timer.stop("D_reg", t)
@@ -661,6 +682,11 @@ class Trainer:
         logger.close()
         raise TrainingDiverged(msg)
 
+    def release_ddp(self) -> None:
+        """Drop the DDP wrappers (the models stay): call before the process group is destroyed,
+        since a DDP object that outlives its gloo group can hang the process at exit."""
+        self.G_pass = self.D_train = self.D_fast = None
+
     def describe(self) -> str:
         cfg = self.cfg
         n_g = sum(p.numel() for p in self.G.parameters())
@@ -671,7 +697,8 @@ class Trainer:
                 f"({len(self.dataset)} images, {self.dataset.num_channels} ch, c_dim {self.c_dim}), "
                 f"G {n_g / 1e6:.2f}M / D {n_d / 1e6:.2f}M params, batch {cfg.batch} "
                 f"({self.world} x {self.batch_per_rank}), {cfg.precision}, impl "
-                f"{cfg.impl or 'auto'}, augment {cfg.augment}, device {self.device}; {where}; "
+                f"{cfg.impl or 'auto'}, augment {cfg.augment}, device {self.device}"
+                f"{', DistributedDataParallel' if self.ddp else ''}; {where}; "
                 f"out {self.run_dir}")
 
 
@@ -681,4 +708,6 @@ def train(cfg: TrainConfig, max_steps: Optional[int] = None) -> dict:
     try:
         return trainer.run(max_steps=max_steps)
     finally:
+        trainer.release_ddp()
+        del trainer
         dist_.shutdown()
