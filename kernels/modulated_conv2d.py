@@ -174,7 +174,7 @@ def modconv2d_kernel(
         tl.store(c_ptr + y_off, acc.to(XDT), mask=out_mask)
     if HAS_DS:
         # style gradient of the data-gradient launch: sum over this tile's pixels of acc * x
-        # (xds has y's strides), one float32 row per tile, summed over tiles by the host
+        # (xds has y's strides), one compute-type row per tile, summed over tiles by the host
         xv = tl.load(xds_ptr + y_off, mask=out_mask, other=0.0).to(CDT)
         part = tl.sum(tl.where(out_mask, acc * xv, 0.0), axis=0)
         tl.store(dsp_ptr + ((n * tiles_y + ty) * tiles_x + tx) * O + ro, part, mask=o_ok)
