@@ -5,7 +5,9 @@ Variants:
   lrelu * sqrt 2): fastgan runs it as one fused op (the Triton implicit-GEMM kernel); its
   first-order backward runs the data gradient through the same kernel with the style terms in the
   epilogue (``FASTGAN_MODCONV_FUSED_DGRAD=0`` in the environment times the unfused backward, for
-  an A/B run with ``--out`` elsewhere).
+  an A/B run with ``--out`` elsewhere); its weight gradient is cuDNN's of the materialised x * s
+  unless ``FASTGAN_MODCONV_TRITON_WGRAD=1`` (the split-K Triton kernel, style in its prologue:
+  time both to decide the default).
 * ``up2``: the upsampling layer (3x3 transposed conv, stride 2, [1, 3, 3, 1] FIR), same epilogue.
 
 ``eager`` is the unfused PyTorch path a user writes (NVlabs ``fused_modconv=False``):

@@ -45,6 +45,15 @@ off), with the style as the epilogue's output-channel scale (dx = s * dxs) and t
 ``sum_pixels(dxs * x)`` reduced per tile in the epilogue (``HAS_DS``), so the backward's
 elementwise work rides on the GEMM as the forward's does.
 
+The weight gradient.  ``dw[o,i,u,v] = sum_{n,p,q} dc[n,o,p,q] * s[n,i] * xpad[n,i,p+u,q+v]`` is,
+per tap (u, v), a GEMM [O, pixels] x [pixels, I] with K = every output pixel of the batch.
+:func:`modconv_wgrad_triton` launches :func:`modconv_wgrad_kernel`: one program per (tap, output
+channel block, input channel block, chunk of pixel tiles) -- split-K, because K is huge and the
+output tiny -- scaling each x tile's columns by its sample's style on the way into the MMA (a
+pixel tile lies in one sample), so ``x * s`` is never written.  Taps are the fastest grid index:
+the programs that read one chunk's dc and x tiles run together and share them in L2.  Chunk
+partials (compute type, [chunks, taps, O, I]) are summed on the host: deterministic.
+
 Offsets: per-sample base offsets are always 64-bit; offsets inside a sample (and the weight) are
 32-bit unless ``INT64`` (the launcher's bound says they might not fit).  Grids are one-dimensional
 (sample, tile row, tile column, output-channel block -- the channel block fastest, so programs that
@@ -366,6 +375,224 @@ def modconv_dgrad_triton(dx, dc, w, s, x, padx, pady, *, config=None, int64=None
                                    kh - 1 - pady, 0, 0.0, 1.0, -1.0, xds=x, config=config,
                                    int64=int64)
     return part.sum(1)
+
+
+# --------------------------------------------------------------------------------------------
+# the weight gradient: dw = conv2d_weight(x * s, dc) without materialising x * s
+# --------------------------------------------------------------------------------------------
+
+@triton.jit
+def modconv_wgrad_kernel(
+    dwp_ptr, dc_ptr, x_ptr, s_ptr,
+    I, O, H, W, OH, OW,
+    sxn, sxc, sxh, sxw,      # x strides (the contiguous one is ignored: X_CL picks it)
+    sdn, sdc, sdh, sdw,      # dc strides (likewise: DC_CL)
+    padx, pady, tiles_x, tiles_y, o_tiles, i_tiles, tiles_per_chunk, n_tiles,
+    pid_off,
+    KH: tl.constexpr, KW: tl.constexpr,
+    X_CL: tl.constexpr, DC_CL: tl.constexpr,
+    EVEN_O: tl.constexpr, EVEN_I: tl.constexpr,   # O % BLOCK_O == 0, I % BLOCK_I == 0
+    INT64: tl.constexpr,
+    TH: tl.constexpr, TW: tl.constexpr, BLOCK_O: tl.constexpr, BLOCK_I: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    """One program: the [BLOCK_O, BLOCK_I] block of tap (u, v) summed over one chunk of pixel
+    tiles -> dwp[chunk, tap, o, i] (compute type; the host sums the chunks)."""
+    BLOCK_K: tl.constexpr = TH * TW
+    T: tl.constexpr = KH * KW
+    XDT: tl.constexpr = x_ptr.dtype.element_ty
+    CDT: tl.constexpr = tl.float64 if XDT == tl.float64 else tl.float32
+
+    pid = tl.program_id(0) + pid_off
+    tap = pid % T                     # taps fastest: the programs of one chunk share its tiles in L2
+    t = pid // T
+    ib = t % i_tiles
+    t = t // i_tiles
+    ob = t % o_tiles
+    chunk = t // o_tiles
+    u = tap // KW
+    v = tap - u * KW
+
+    ro = ob * BLOCK_O + tl.arange(0, BLOCK_O)
+    ri = ib * BLOCK_I + tl.arange(0, BLOCK_I)
+    rk = tl.arange(0, BLOCK_K)
+    pr = rk // TW
+    pc = rk % TW
+    o_ok = ro < O
+    i_ok = ri < I
+    if INT64:
+        ro = ro.to(tl.int64)
+        ri = ri.to(tl.int64)
+    if DC_CL:
+        a_o = ro[:, None]
+    else:
+        a_o = (ro * sdc)[:, None]
+    if X_CL:
+        b_i = ri[None, :]
+    else:
+        b_i = (ri * sxc)[None, :]
+
+    acc = tl.zeros([BLOCK_O, BLOCK_I], dtype=CDT)
+    tiles_hw = tiles_x * tiles_y
+    t0 = chunk * tiles_per_chunk
+    t1 = tl.minimum(t0 + tiles_per_chunk, n_tiles)
+    for tt in range(t0, t1):
+        n32 = tt // tiles_hw
+        r = tt - n32 * tiles_hw
+        ty = r // tiles_x
+        tx = r - ty * tiles_x
+        n = n32.to(tl.int64)
+        p = ty * TH + pr                  # output pixel of the K row   [BK]
+        q = tx * TW + pc
+        if INT64:
+            p = p.to(tl.int64)
+            q = q.to(tl.int64)
+        m_ok = (p < OH) & (q < OW)
+        ih = p + (u - pady)
+        iw = q + (v - padx)
+        # Masked rows load 0 (never 0 * x): only real products reach the sums (NaN stays local).
+        x_ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        if DC_CL:
+            a_ptrs = dc_ptr + n * sdn + a_o + (p * sdh + q * sdw)[None, :]
+        else:
+            a_ptrs = dc_ptr + n * sdn + a_o + (p * sdh + q)[None, :]
+        if X_CL:
+            b_ptrs = x_ptr + n * sxn + (ih * sxh + iw * sxw)[:, None] + b_i
+        else:
+            b_ptrs = x_ptr + n * sxn + (ih * sxh + iw)[:, None] + b_i
+        if EVEN_O:
+            a = tl.load(a_ptrs, mask=m_ok[None, :], other=0.0)
+        else:
+            a = tl.load(a_ptrs, mask=o_ok[:, None] & m_ok[None, :], other=0.0)
+        if EVEN_I:
+            b = tl.load(b_ptrs, mask=x_ok[:, None], other=0.0)
+            sv = tl.load(s_ptr + n * I + ri)
+        else:
+            b = tl.load(b_ptrs, mask=x_ok[:, None] & i_ok[None, :], other=0.0)
+            sv = tl.load(s_ptr + n * I + ri, mask=i_ok, other=0.0)
+        # a pixel tile lies in one sample: the style scales the x tile's columns, rounded to x's
+        # dtype as the unfused path's x * s is
+        b = (b.to(CDT) * sv.to(CDT)[None, :]).to(XDT)
+        acc = tl.dot(a, b, acc, input_precision=PRECISION, out_dtype=CDT)
+
+    # [chunk, tap, o, i]: rows of the block are contiguous along i (coalesced stores)
+    off = ((chunk.to(tl.int64) * T + tap) * O + ro.to(tl.int64)[:, None]) * I + ri.to(tl.int64)[None, :]
+    tl.store(dwp_ptr + off, acc, mask=o_ok[:, None] & i_ok[None, :])
+
+
+def wgrad_launch_config(I, O, OH, OW, element_size, x_cl, tf32=True):
+    """Tile choice of the weight-gradient launch: dict(TH, TW, BLOCK_O, BLOCK_I, num_warps,
+    num_stages).  The GEMM per tap is dw_uv[o, i] = sum_pixels dc[pixel, o] * xs[pixel + (u, v), i]
+    with K = the pixels: BLOCK_O x BLOCK_I output blocks (powers of two >= 16; 128 x 128 for
+    16-bit, 128 x 64 TF32, 64 x 64 IEEE fp32, 64 x 32 fp64), K tiles of TH x TW pixels of one
+    sample (64 for 16-bit channels_last, 32 for 16-bit NCHW -- its tap-shifted x tile goes through
+    registers as 2-byte loads, and 64 pixels spill at 128 x 128 -- 32 TF32, 16 fp64 / IEEE fp32;
+    twice that when the output block is at most 64 x 64, so narrow layers do more work per
+    iteration), TW along the row (contiguous in NCHW), never more pixels than the map has past
+    the 16 that tl.dot needs.  8 warps past 64 x 64 blocks, else 4; 3 stages (2 for the CUDA-core
+    dots).  Every choice for the StyleGAN2 layers compiles for sm_90 without spills
+    (tests/kernels/test_modulated_conv2d_aot.py)."""
+    fma = element_size == 4 and not tf32
+    if element_size == 8:
+        bo_max, bi_max, bk, stages = 64, 32, 16, 2
+    elif fma:
+        bo_max, bi_max, bk, stages = 64, 64, 16, 2
+    elif element_size == 4:
+        bo_max, bi_max, bk, stages = 128, 64, 32, 3
+    else:
+        bo_max, bi_max, bk, stages = 128, 128, 64 if x_cl else 32, 3
+    bo = min(bo_max, max(16, _pow2_at_least(O)))
+    bi = min(bi_max, max(16, _pow2_at_least(I)))
+    if bo * bi <= 64 * 64 and not (fma or element_size == 8):
+        bk *= 2
+    bk = max(16, min(bk, _pow2_at_least(OH) * _pow2_at_least(OW)))
+    tw = min(_pow2_at_least(OW), bk)
+    th = bk // tw
+    warps = 4 if bo * bi <= 64 * 64 else 8
+    return dict(TH=th, TW=tw, BLOCK_O=bo, BLOCK_I=bi, num_warps=warps, num_stages=stages)
+
+
+def _sm_count(device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 132  # H100 SXM: the plan on CPU / meta tensors (tests) is the one an H100 would get
+
+
+def plan_wgrad(dwp, dc, x, s, kh, kw, padx, pady, *, config=None, int64=None, chunks=None):
+    """(args without pid_off, constexprs + launch options, number of programs, chunks) of
+    :func:`modconv_wgrad_triton`'s launch; ``dwp`` None sizes the partials buffer (returned as
+    args[0]).  Works on meta tensors (the AOT tests compile exactly these specialisations)."""
+    N, I, H, W = x.shape
+    O, OH, OW = dc.shape[1], dc.shape[2], dc.shape[3]
+    x_cl, dc_cl = _is_cl(x), _is_cl(dc)
+    assert x_cl or W == 1 or x.stride(3) == 1, f"x strides {x.stride()}"
+    assert dc_cl or OW == 1 or dc.stride(3) == 1, f"dc strides {dc.stride()}"
+    tf32 = x.dtype == torch.float32 and _tf32()
+    cfg = dict(wgrad_launch_config(I, O, OH, OW, x.element_size(), x_cl, tf32))
+    if config:
+        cfg.update(config)
+    th, tw, bo, bi = cfg["TH"], cfg["TW"], cfg["BLOCK_O"], cfg["BLOCK_I"]
+    tiles_y, tiles_x = -(-OH // th), -(-OW // tw)
+    o_tiles, i_tiles = -(-O // bo), -(-I // bi)
+    n_tiles = N * tiles_y * tiles_x
+    assert n_tiles < _I32_LIMIT, n_tiles
+    base = kh * kw * o_tiles * i_tiles
+    if chunks is None:
+        # split K (the pixels) until the grid fills the GPU about four times over; each chunk
+        # keeps at least 8 tiles so its loop pipelines
+        chunks = max(1, min(-(-4 * _sm_count(x.device) // base), n_tiles // 8))
+    chunks = max(1, min(int(chunks), n_tiles))
+    per_chunk = -(-n_tiles // chunks)
+    chunks = -(-n_tiles // per_chunk)
+    if int64 is None:
+        big = max(_span(x, (i_tiles * bi, H + pady + tiles_y * th + kh, W + padx + tiles_x * tw + kw)),
+                  _span(dc, (o_tiles * bo, tiles_y * th, tiles_x * tw)), n_tiles * th * tw)
+        int64 = big >= _I32_LIMIT
+    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if dwp is None:
+        dwp = torch.empty((chunks, kh * kw, O, I), dtype=cdt, device=x.device)
+    assert tuple(dwp.shape) == (chunks, kh * kw, O, I) and dwp.is_contiguous()
+    args = (dwp, dc, x, s, I, O, H, W, OH, OW,
+            x.stride(0), x.stride(1), x.stride(2), x.stride(3),
+            dc.stride(0), dc.stride(1), dc.stride(2), dc.stride(3),
+            int(padx), int(pady), tiles_x, tiles_y, o_tiles, i_tiles, per_chunk, n_tiles)
+    meta = dict(KH=kh, KW=kw, X_CL=x_cl, DC_CL=dc_cl, EVEN_O=O % bo == 0, EVEN_I=I % bi == 0,
+                INT64=bool(int64), TH=th, TW=tw, BLOCK_O=bo, BLOCK_I=bi,
+                PRECISION="tf32" if tf32 else "ieee",
+                num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return args, meta, chunks * base, chunks
+
+
+def modconv_wgrad_triton(dc, x, s, kh, kw, padx, pady, *, config=None, int64=None, chunks=None):
+    """The weight gradient of ``c = conv2d(x * s, w, padding=(pady, padx))`` with the modulation
+    in the GEMM's prologue: ``dw[o, i, u, v] = sum_{n,p,q} dc[n,o,p,q] * s[n,i] * xpad[n,i,p+u,q+v]``
+    ([O, I, kh, kw], x's dtype, contiguous), with x * s formed per tile and rounded to x's dtype
+    (as the unfused path's materialised x * s is) -- never written to memory.
+    dc: [N, O, OH, OW] (OH = H + 2 pady - kh + 1, ...); x: [N, I, H, W]; both of one dtype, each
+    NCHW or channels_last; s: [N, I] compute type, contiguous; padx, pady >= 0.
+    Split-K: the pixel tiles are cut into chunks; every program writes a [BLOCK_O, BLOCK_I] block of
+    one tap's partial sums and the chunks are summed on the host in the compute type
+    (deterministic).  ``config`` / ``int64`` / ``chunks`` override the launcher's choices (tests)."""
+    N, I, H, W = x.shape
+    O, OH, OW = dc.shape[1], dc.shape[2], dc.shape[3]
+    assert tuple(dc.shape) == (N, O, H + 2 * pady - kh + 1, W + 2 * padx - kw + 1), (
+        tuple(dc.shape), tuple(x.shape), kh, kw, padx, pady)
+    assert dc.dtype == x.dtype and padx >= 0 and pady >= 0
+    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    assert s.dtype == cdt and tuple(s.shape) == (N, I) and s.is_contiguous()
+    if dc.numel() == 0 or x.numel() == 0:
+        return x.new_zeros((O, I, kh, kw))
+    with torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext():
+        args, meta, programs, _ = plan_wgrad(None, dc, x, s, kh, kw, padx, pady, config=config,
+                                             int64=int64, chunks=chunks)
+        off = 0
+        while off < programs:
+            cnt = min(_MAX_GRID, programs - off)
+            modconv_wgrad_kernel[(cnt,)](*args, off, **meta)
+            off += cnt
+    # sum the chunks, then [tap, O, I] -> [O, I, kh, kw] (one small copy), rounded once
+    dw = args[0].sum(0).permute(1, 2, 0).reshape(O, I, kh, kw)
+    return dw.to(x.dtype).contiguous()
 
 
 _DSP_ARG = 10  # position of the style-gradient partials in plan()'s args

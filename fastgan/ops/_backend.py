@@ -41,11 +41,27 @@ class ImplStatus:
         return self.available
 
 
+def _memo(fn):
+    """Cache ``fn``'s result per argument tuple for the process.  A plain dict rather than
+    functools.lru_cache: torch.compile traces through these calls, and Dynamo warns on every
+    lru_cache-wrapped function it meets (it reads a dict without complaint)."""
+    cache: dict = {}
+
+    @functools.wraps(fn)
+    def cached(*args):
+        if args not in cache:
+            cache[args] = fn(*args)
+        return cache[args]
+
+    cached.cache_clear = cache.clear
+    return cached
+
+
 def triton_interpret() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-@functools.lru_cache(maxsize=None)
+@_memo
 def _triton_status() -> ImplStatus:
     try:
         importlib.import_module("triton")
@@ -54,7 +70,7 @@ def _triton_status() -> ImplStatus:
     return ImplStatus(True)
 
 
-@functools.lru_cache(maxsize=None)
+@_memo
 def _cuda_ext_status() -> ImplStatus:
     try:
         importlib.import_module("fastgan._C")
@@ -121,7 +137,7 @@ def resolve_impl(impl: str | None, device: torch.device, prefer: tuple[str, ...]
     return "ref"
 
 
-@functools.lru_cache(maxsize=None)
+@_memo
 def cuda_ext_has_ops(*names: str) -> bool:
     """Whether the loaded fastgan._C registers every ``torch.ops.fastgan_cuda.<name>`` (an
     extension built from an older checkout may lack a newer op's kernels)."""

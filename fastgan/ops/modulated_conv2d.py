@@ -30,7 +30,9 @@ generator w.r.t. the styles with create_graph=True):
   dw = conv2d_weight(x s, dc) (torch's convolution gradients, differentiable again).  A
   first-order backward (no create_graph) takes dx and ds from ``fastgan::modconv_dgrad``
   instead: on 'triton' one launch of the fused kernel as the transposed convolution, with the
-  style scale and the style-gradient reduction in its epilogue (dxs is never written).  dw is
+  style scale and the style-gradient reduction in its epilogue (dxs is never written); with
+  FASTGAN_MODCONV_TRITON_WGRAD=1 it takes dw from ``fastgan::modconv_wgrad`` too (on 'triton' a
+  split-K launch that scales each x tile by the style in its prologue: x s is never written).  dw is
   skipped exactly as :func:`fastgan.ops.conv2d` skips it: inside
   :func:`fastgan.ops.no_weight_gradients` for a leaf weight, and whenever the autograd engine
   will not use it for a computed one (R1 / path-length inner passes).
@@ -316,26 +318,20 @@ def _fused_setup(ctx, inputs, output):
     ctx.save_for_backward(x, w, s, d, noise, b, y, c)
 
 
-def _conv_grads(x, w, s, dc, pad, need_x, need_w, need_s):
-    """(dx, dw, ds) of c = conv2d(x * s, w, padding=pad) (torch ops; differentiable)."""
+def _data_grads(x, w, s, dc, pad, need_x=True, need_s=True):
+    """(dx, ds) of c = conv2d(x * s, w, padding=pad) (torch ops; differentiable)."""
     cdt = _cdt(x.dtype)
-    dx = dw = ds = None
-    if need_x or need_s:
-        dxs = torch.nn.grad.conv2d_input(x.shape, w, dc, padding=pad)
-        if need_x:
-            dx = (dxs.to(cdt) * s[:, :, None, None]).to(x.dtype)
-        if need_s:
-            ds = (dxs.to(cdt) * x.to(cdt)).sum([2, 3])
-    if need_w:
-        xs = (x.to(cdt) * s[:, :, None, None]).to(x.dtype)
-        dw = torch.nn.grad.conv2d_weight(xs, w.shape, dc, padding=pad)
-    return dx, dw, ds
-
-
-def _dgrad_ref(dc, w, s, x, pad):
-    """(dx, ds) of c = conv2d(x * s, w, padding=pad), as :func:`_conv_grads` forms them."""
-    dx, _, ds = _conv_grads(x, w, s, dc, pad, True, False, True)
+    dxs = torch.nn.grad.conv2d_input(x.shape, w, dc, padding=pad)
+    dx = (dxs.to(cdt) * s[:, :, None, None]).to(x.dtype) if need_x else None
+    ds = (dxs.to(cdt) * x.to(cdt)).sum([2, 3]) if need_s else None
     return dx, ds
+
+
+def _wgrad_ref(dc, x, s, kh, kw, pad):
+    """dw of c = conv2d(x * s, w, padding=pad): torch's (cuDNN's) weight gradient of the
+    materialised x * s, rounded to x's dtype; differentiable."""
+    xs = (x.to(_cdt(x.dtype)) * s[:, :, None, None]).to(x.dtype)
+    return torch.nn.grad.conv2d_weight(xs, (dc.shape[1], x.shape[1], kh, kw), dc, padding=pad)
 
 
 @custom_op("fastgan::modconv_dgrad")
@@ -345,7 +341,7 @@ def _dgrad_op(dc: Tensor, w: Tensor, s: Tensor, x: Tensor, padx: int, pady: int,
     own: the backward uses it only when no graph is being built)."""
     x = _dense4(x)
     if impl == "ref":
-        dx, ds = _dgrad_ref(dc, w, s, x, (pady, padx))
+        dx, ds = _data_grads(x, w, s, dc, (pady, padx))
         return dx.contiguous(memory_format=_memory_format(x)), ds
     from fastgan.kernels.modulated_conv2d import modconv_dgrad_triton
 
@@ -361,10 +357,40 @@ def _(dc, w, s, x, padx, pady, impl):
             x.new_empty((x.shape[0], x.shape[1]), dtype=_cdt(x.dtype)))
 
 
-# FASTGAN_MODCONV_FUSED_DGRAD=0 (read at import) keeps the unfused first-order backward
-# (cuDNN's data gradient + elementwise style terms): for A/B benchmarks of the fused one.
-_FUSED_DGRAD = os.environ.get("FASTGAN_MODCONV_FUSED_DGRAD", "1").strip() not in (
-    "0", "false", "no", "off")
+@custom_op("fastgan::modconv_wgrad")
+def _wgrad_op(dc: Tensor, x: Tensor, s: Tensor, kh: int, kw: int, padx: int, pady: int,
+              impl: str) -> Tensor:
+    """First-order weight gradient of the fused layer's convolution, [O, I, kh, kw] in x's dtype
+    (no autograd of its own: the backward uses it only when no graph is being built).  'triton':
+    one split-K implicit-GEMM launch with the style applied to each x tile in the prologue, so
+    x * s is never written."""
+    x = _dense4(x)
+    if impl == "ref":
+        return _wgrad_ref(dc, x, s, kh, kw, (pady, padx)).contiguous()
+    from fastgan.kernels.modulated_conv2d import modconv_wgrad_triton
+
+    dc = _dense4(dc)
+    return modconv_wgrad_triton(dc, x, s.contiguous(), kh, kw, padx, pady)
+
+
+@_wgrad_op.register_fake
+def _(dc, x, s, kh, kw, padx, pady, impl):
+    return x.new_empty((dc.shape[1], x.shape[1], kh, kw))
+
+
+def _env_switch(name: str, default: bool) -> bool:
+    v = os.environ.get(name, "").strip().lower()
+    return default if not v else v not in ("0", "false", "no", "off")
+
+
+# Read at import, for A/B benchmarks.  FASTGAN_MODCONV_FUSED_DGRAD=0 keeps the unfused
+# first-order data gradient (cuDNN's + elementwise style terms).  FASTGAN_MODCONV_TRITON_WGRAD=1
+# takes the first-order weight gradient from the Triton split-K kernel instead of cuDNN's
+# conv2d_weight of a materialised x * s: off by default until a GPU benchmark shows where it wins
+# (bench/modulated_conv2d.py; it saves one write and one read of x * s per layer, but cuDNN's
+# weight-gradient GEMMs are hard to beat on the compute-bound 512-channel layers).
+_FUSED_DGRAD = _env_switch("FASTGAN_MODCONV_FUSED_DGRAD", True)
+_TRITON_WGRAD = _env_switch("FASTGAN_MODCONV_TRITON_WGRAD", False)
 
 
 def _fused_dgrad_applies(ctx, w) -> bool:
@@ -374,6 +400,11 @@ def _fused_dgrad_applies(ctx, w) -> bool:
     pady, padx = ctx.pad
     return (_FUSED_DGRAD and not torch.is_grad_enabled() and ctx.args[4] in ("ref", "triton")
             and pady < w.shape[2] and padx < w.shape[3])
+
+
+def _fused_wgrad_applies(ctx) -> bool:
+    """Whether the backward takes dw from ``fastgan::modconv_wgrad`` (opt-in, first order)."""
+    return _TRITON_WGRAD and not torch.is_grad_enabled() and ctx.args[4] in ("ref", "triton")
 
 
 def _fused_bwd(ctx, dy, dc_out):
@@ -399,13 +430,17 @@ def _fused_bwd(ctx, dy, dc_out):
     if need_c:
         from .conv2d import _want_weight_grad  # no_weight_gradients(), and engine pruning
 
-        need_w = _want_weight_grad(ctx, w)
+        pady, padx = ctx.pad
+        if _want_weight_grad(ctx, w):
+            if _fused_wgrad_applies(ctx):
+                dw = _wgrad_op(dc, x, s, w.shape[2], w.shape[3], padx, pady, ctx.args[4])
+            else:
+                dw = _wgrad_ref(dc, x, s, w.shape[2], w.shape[3], ctx.pad)
         if (need[0] or need[2]) and _fused_dgrad_applies(ctx, w):
-            dx, ds = _dgrad_op(dc, w, s, x, ctx.pad[1], ctx.pad[0], ctx.args[4])
+            dx, ds = _dgrad_op(dc, w, s, x, padx, pady, ctx.args[4])
             dx, ds = (dx if need[0] else None), (ds if need[2] else None)
-            _, dw, _ = _conv_grads(x, w, s, dc, ctx.pad, False, need_w, False)
-        else:
-            dx, dw, ds = _conv_grads(x, w, s, dc, ctx.pad, need[0], need_w, need[2])
+        elif need[0] or need[2]:
+            dx, ds = _data_grads(x, w, s, dc, ctx.pad, need[0], need[2])
     return dx, dw, ds, dd, dnoise, db, None, None, None, None, None, None, None, None
 
 

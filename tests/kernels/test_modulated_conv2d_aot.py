@@ -15,7 +15,8 @@ pytestmark = pytest.mark.aot
 
 import triton  # noqa: E402  (after _aot's importorskip)
 
-from fastgan.kernels.modulated_conv2d import modconv2d_kernel, plan  # noqa: E402
+from fastgan.kernels.modulated_conv2d import (  # noqa: E402
+    modconv2d_kernel, modconv_wgrad_kernel, plan, plan_wgrad)
 
 TT = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32", torch.float64: "fp64"}
 H16 = (torch.float16, torch.bfloat16)
@@ -32,10 +33,10 @@ LAYERS = {
 }
 
 
-def _compile(args, meta):
+def _compile(args, meta, kernel=modconv2d_kernel):
     """compile_for with the launcher's argument values: tensors -> pointer types, ints -> i32/i64
     (16-divisible ones declared so, as Triton specialises them), floats -> fp32."""
-    names = [n for n in modconv2d_kernel.arg_names if n not in meta]
+    names = [n for n in kernel.arg_names if n not in meta]
     vals = list(args) + [0]  # pid_off
     assert len(names) == len(vals)
     scalars, ptypes = {}, {}
@@ -56,7 +57,7 @@ def _compile(args, meta):
 
     triton.compile = with_stages
     try:
-        return compile_for(modconv2d_kernel, ptypes["x_ptr"], scalars, const,
+        return compile_for(kernel, ptypes["x_ptr"], scalars, const,
                            num_warps=meta["num_warps"], ptr_dtypes=ptypes)
     finally:
         triton.compile = orig
@@ -92,10 +93,11 @@ def _plan(dtype, layer, cl, full=True, act=LRELU, clamp=256.0, tf32=True, int64=
 
 
 def _check(args, meta, dtype):
-    k = _compile(args, meta)
+    wgrad = "BLOCK_O" in meta
+    k = _compile(args, meta, modconv_wgrad_kernel if wgrad else modconv2d_kernel)
     ru = assert_no_spills(k)
     ptx = k.asm["ptx"]
-    bm = meta["TH"] * meta["TW"]
+    bm = meta["BLOCK_O"] if wgrad else meta["TH"] * meta["TW"]  # the MMA's M
     if dtype in H16 or (dtype == torch.float32 and meta["PRECISION"] == "tf32"):
         # tensor cores: wgmma (Hopper) for tiles of >= 64 pixels, mma.sync for 16-pixel tiles
         mma = re.findall(r"\b(wgmma\.mma_async[\w.]*|mma\.sync[\w.]*)", ptx)
@@ -139,17 +141,44 @@ def _plan_dgrad(dtype, layer, cl, int64=None):
     return args, meta
 
 
-@pytest.mark.parametrize("launch", ["forward", "data_gradient"])
+def _plan_wgrad(dtype, layer, cl, int64=None, tf32=True):
+    """The launcher's (args, meta) of :func:`modconv_wgrad_triton` for ``layer`` (the split-K
+    weight gradient: dc [N, O, H, W] against the style-scaled, tap-shifted x)."""
+    n, i, o, h, k = LAYERS[layer]
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    cdt = torch.float64 if dtype == torch.float64 else torch.float32
+    kw = dict(dtype=dtype, device="meta")
+    dc = torch.empty(n, o, h, h, memory_format=fmt, **kw)
+    x = torch.empty(n, i, h, h, memory_format=fmt, **kw)
+    s = torch.empty(n, i, dtype=cdt, device="meta")
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=tf32):
+        args, meta, _, _ = plan_wgrad(None, dc, x, s, k, k, k // 2, k // 2, int64=int64)
+    return args, meta
+
+
+@pytest.mark.parametrize("launch", ["forward", "data_gradient", "weight_gradient"])
 @pytest.mark.parametrize("layer", list(LAYERS))
 @pytest.mark.parametrize("cl", [True, False], ids=["channels_last", "nchw"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=TT.get)
 def test_stylegan2_layers(launch, layer, cl, dtype):
     # forward: c + demodulation + per-sample noise + bias + lrelu + clamp, the heaviest StyleGAN2
     # epilogue.  data_gradient: the backward's launch, no modulation in the K loop, the style as
-    # the epilogue scale and x-weighted partial sums for the style gradient.
+    # the epilogue scale and x-weighted partial sums for the style gradient.  weight_gradient:
+    # the split-K launch with the style applied to each x tile.
     forward = launch == "forward"
-    args, meta = (_plan if forward else _plan_dgrad)(dtype, layer, cl)
+    plan_for = {"forward": _plan, "data_gradient": _plan_dgrad, "weight_gradient": _plan_wgrad}
+    args, meta = plan_for[launch](dtype, layer, cl)
     k, _ = _check(args, meta, dtype)
+    if launch == "weight_gradient":
+        if cl and dtype in H16 and LAYERS[layer][2] % 8 == 0:
+            # 16-bit channels_last: both operand tiles reach shared memory as 16-byte cp.async
+            # copies (no register-staged global loads), several stages in flight
+            ptx = k.asm["ptx"]
+            assert re.search(r"cp\.async\.cg\.shared\.global \[[^\]]*\], \[[^\]]*\], 0x10", ptx)
+            assert "cp.async.wait_group" in ptx
+            loads, _ = global_accesses(k)
+            assert not loads, sorted(set(loads))
+        return
     if _async_operand_copies(k, cl, dtype, meta) and forward:
         if LAYERS[layer][2] % 8 == 0:
             # y and c: 16-byte stores along the output channels
@@ -233,4 +262,16 @@ def test_data_gradient_int64_and_fp64(cl):
     assert meta["INT64"]
     _check(args, meta, torch.float16)
     args, meta = _plan_dgrad(torch.float64, "512x8", cl)
+    _check(args, meta, torch.float64)
+
+
+@pytest.mark.parametrize("cl", [True, False], ids=["channels_last", "nchw"])
+def test_weight_gradient_int64_fma_and_fp64(cl):
+    args, meta = _plan_wgrad(torch.bfloat16, "512x64", cl, int64=True)
+    assert meta["INT64"]
+    _check(args, meta, torch.bfloat16)
+    args, meta = _plan_wgrad(torch.float32, "512x64", cl, tf32=False)
+    assert meta["PRECISION"] == "ieee"
+    _check(args, meta, torch.float32)
+    args, meta = _plan_wgrad(torch.float64, "512x8", cl)
     _check(args, meta, torch.float64)

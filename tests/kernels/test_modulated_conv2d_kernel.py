@@ -336,3 +336,108 @@ def test_dgrad_nan_in_x_reaches_only_its_style_gradient(fmt):
     want = torch.zeros(2, 5, dtype=torch.bool)
     want[1, 3] = True
     assert torch.equal(ds.isnan(), want)
+
+
+# --------------------------------------------------------------------------------------------
+# the weight-gradient launch: dw = conv2d_weight(x * s, dc), x * s never materialised
+# --------------------------------------------------------------------------------------------
+
+def wgrad_reference(dc, x, s, kh, kw, padx, pady):
+    """dw in float64 by the definition: autograd of c = conv2d(x * s, w) w.r.t. w at dc."""
+    w = torch.zeros(dc.shape[1], x.shape[1], kh, kw, dtype=torch.float64, requires_grad=True)
+    c = F.conv2d(x.double() * s.double()[:, :, None, None], w, padding=(pady, padx))
+    return torch.autograd.grad(c, w, dc.double())[0]
+
+
+SMALL_W = dict(TH=2, TW=8, BLOCK_O=16, BLOCK_I=16, num_warps=4, num_stages=2)
+
+
+def run_wgrad(n=2, i=5, o=7, h=6, w=5, kh=3, kw=3, padx=1, pady=1, dtype=torch.float32,
+              fmt=NCHW, dc_fmt=None, config=None, int64=None, chunks=None, poison=None):
+    """modconv_wgrad_triton versus the float64 definition; poison: an (n, i, h, w) index of x set
+    to NaN.  Returns dw."""
+    inp = _inputs(n=n, i=i, o=o, h=h, w=w, kh=kh, kw=kw, padx=padx, pady=pady, dtype=dtype,
+                  fmt=fmt)
+    x, s = inp["x"], inp["s"]
+    if poison is not None:
+        x[poison] = float("nan")
+    oh, ow = h + 2 * pady - kh + 1, w + 2 * padx - kw + 1
+    dc = torch.randn(n, o, oh, ow, dtype=dtype).contiguous(memory_format=dc_fmt or fmt)
+    dw = _k().modconv_wgrad_triton(dc, x, s, kh, kw, padx, pady, config=config, int64=int64,
+                                   chunks=chunks)
+    assert dw.shape == (o, i, kh, kw) and dw.dtype == dtype and dw.is_contiguous()
+    want = wgrad_reference(dc, x, s, kh, kw, padx, pady)
+    assert torch.equal(dw.isnan(), want.isnan())
+    tol = TOL[dtype]
+    scale = want[want.isfinite()].abs().max().item()
+    torch.testing.assert_close(dw.double(), want, rtol=tol, atol=tol * scale, equal_nan=True)
+    return dw
+
+
+@pytest.mark.parametrize("kh,kw,pady,padx", [(3, 3, 1, 1), (1, 1, 0, 0), (3, 3, 0, 0),
+                                             (3, 3, 2, 2), (4, 4, 1, 1), (3, 1, 1, 0)])
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_wgrad_kernel_sizes_and_paddings(kh, kw, pady, padx, fmt, dtype):
+    run_wgrad(kh=kh, kw=kw, padx=padx, pady=pady, dtype=dtype, fmt=fmt)
+
+
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("i,o", [(21, 19), (32, 32)], ids=["ragged", "even"])
+@pytest.mark.parametrize("chunks", [1, 3, 100], ids=["one_chunk", "3_chunks", "chunk_per_tile"])
+def test_wgrad_forced_small_tiles_and_chunks(fmt, i, o, chunks):
+    # several output / input channel blocks with ragged tails, several pixel tiles per sample
+    # with ragged edges (masked rows must not reach the sums), chunks that cut through samples
+    run_wgrad(n=3, i=i, o=o, h=5, w=10, fmt=fmt, config=SMALL_W, chunks=chunks)
+
+
+def test_wgrad_mixed_layouts_and_int64_offsets():
+    run_wgrad(n=2, i=19, o=9, h=3, w=6, fmt=NCHW, dc_fmt=CL, config=SMALL_W)
+    run_wgrad(n=2, i=19, o=9, h=3, w=6, fmt=CL, dc_fmt=NCHW, config=SMALL_W, chunks=2, int64=True)
+
+
+def test_wgrad_small_maps_and_empty():
+    run_wgrad(n=3, i=24, o=40, h=4, w=4, fmt=CL)   # one 16-pixel tile per sample
+    run_wgrad(n=2, i=6, o=5, h=1, w=1)             # a 1x1 map (mostly masked tile rows)
+    run_wgrad(n=2, i=6, o=3, h=6, w=5, kh=1, kw=1, padx=0, pady=0)  # ToRGB-like
+    dw = _k().modconv_wgrad_triton(torch.empty(0, 2, 4, 4), torch.empty(0, 3, 4, 4),
+                                   torch.empty(0, 3), 3, 3, 1, 1)
+    assert dw.shape == (2, 3, 3, 3) and not dw.any()
+
+
+def test_wgrad_launch_config_choices():
+    k = _k()
+    # 16-bit channels_last: 128 x 128 blocks, 64-pixel K tiles; NCHW: 32 (2-byte gathers)
+    c = k.wgrad_launch_config(512, 512, 64, 64, 2, True)
+    assert (c["BLOCK_O"], c["BLOCK_I"], c["TH"] * c["TW"], c["num_warps"]) == (128, 128, 64, 8)
+    assert k.wgrad_launch_config(512, 512, 64, 64, 2, False)["TW"] == 32
+    # narrow layers: smaller blocks, twice the pixels per K step
+    c = k.wgrad_launch_config(32, 32, 1024, 1024, 2, True)
+    assert (c["BLOCK_O"], c["BLOCK_I"], c["TH"] * c["TW"], c["num_warps"]) == (32, 32, 128, 4)
+    # 4x4 maps: one 16-pixel tile; fp64 / IEEE fp32: small CUDA-core tiles
+    c = k.wgrad_launch_config(512, 512, 4, 4, 2, True)
+    assert (c["TH"], c["TW"]) == (4, 4)
+    assert k.wgrad_launch_config(512, 512, 64, 64, 8, True)["BLOCK_I"] == 32
+    assert k.wgrad_launch_config(512, 512, 64, 64, 4, True, tf32=False)["num_stages"] == 2
+    # the split: a grid of about four programs per SM (132 on a meta plan), >= 8 tiles per chunk
+    x = torch.empty(32, 32, 1024, 1024, dtype=torch.bfloat16, device="meta")
+    dc = torch.empty(32, 32, 1024, 1024, dtype=torch.bfloat16, device="meta")
+    s = torch.empty(32, 32, device="meta")
+    args, meta, programs, chunks = k.plan_wgrad(None, dc, x, s, 3, 3, 1, 1)
+    assert 4 * 132 <= programs < 4 * 132 + 9 and programs == 9 * chunks
+    assert args[0].shape == (chunks, 9, 32, 32) and not meta["INT64"]
+    x = torch.empty(2, 512, 4, 4, dtype=torch.bfloat16, device="meta")
+    dc = torch.empty(2, 512, 4, 4, dtype=torch.bfloat16, device="meta")
+    assert k.plan_wgrad(None, dc, x, torch.empty(2, 512, device="meta"), 3, 3, 1, 1)[3] == 1
+
+
+@pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])
+def test_wgrad_nan_in_x_reaches_only_the_weights_that_read_it(fmt):
+    # x[1, 3, 6, 5] (the bottom-right pixel) is read by taps (u, v) with u >= 1 and v >= 1 of a
+    # 3x3 kernel padded by 1 (the output pixels (5..6, 4..5) it feeds): NaN exactly in
+    # dw[:, 3, 1:, 1:]; masked rows of edge tiles and the other channels stay finite
+    dw = run_wgrad(n=2, i=5, o=7, h=7, w=6, fmt=fmt, config=SMALL_W, chunks=3,
+                   poison=(1, 3, 6, 5))
+    want = torch.zeros(7, 5, 3, 3, dtype=torch.bool)
+    want[:, 3, 1:, 1:] = True
+    assert torch.equal(dw.isnan(), want)

@@ -4,13 +4,14 @@ second order (including the path-length pattern: grad w.r.t. styles with create_
 pre-normalisation, opcheck of the three registered ops, torch.compile, bad input, NaN."""
 import importlib
 import math
+import warnings
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fastgan.ops import modulated_conv2d, setup_filter
-from fastgan.ops.modulated_conv2d import _dcoefs_op, _dgrad_op, _epilogue_op, _fused_op
+from fastgan.ops import modulated_conv2d, no_weight_gradients, setup_filter
+from fastgan.ops.modulated_conv2d import _dcoefs_op, _dgrad_op, _epilogue_op, _fused_op, _wgrad_op
 from tests.ops.test_conv2d_resample import reference as conv2d_resample_definition
 
 ACTS = {"linear": (0.0, 1.0), "lrelu": (0.2, math.sqrt(2)), "tanh": (0.0, 1.0),
@@ -273,10 +274,19 @@ def test_opcheck_ops():
                                          w.detach(), s.detach(),
                                          x.detach().contiguous(memory_format=torch.channels_last),
                                          1, 1, "ref"))
+    # and the first-order weight-gradient op
+    torch.library.opcheck(_wgrad_op.op, (dc, x.detach(), s.detach(), 3, 3, 1, 1, "ref"))
+    torch.library.opcheck(_wgrad_op.op, (dc.contiguous(memory_format=torch.channels_last),
+                                         x.detach().contiguous(memory_format=torch.channels_last),
+                                         s.detach(), 3, 3, 1, 1, "ref"))
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_torch_compile_fullgraph(fused):
+@pytest.mark.parametrize("wgrad_op", [False, True], ids=["torch_wgrad", "wgrad_op"])
+def test_torch_compile_fullgraph(fused, wgrad_op, monkeypatch):
+    # wgrad_op: FASTGAN_MODCONV_TRITON_WGRAD=1, the backward traced through fastgan::modconv_wgrad
+    monkeypatch.setattr(importlib.import_module("fastgan.ops.modulated_conv2d"), "_TRITON_WGRAD",
+                        wgrad_op)
     x, w, s, b, nz = _inputs(dtype=torch.float32, grad=True)
 
     def fn(x, w, s, nz, b):
@@ -285,7 +295,11 @@ def test_torch_compile_fullgraph(fused):
 
     torch._dynamo.reset()
     cfn = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    y = cfn(x, w, s, nz, b)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        y = cfn(x, w, s, nz, b)
+    # the backend checks are cached without functools.lru_cache, which Dynamo warns about
+    assert not [str(r.message) for r in rec if "lru_cache" in str(r.message)]
     y0 = fn(x, w, s, nz, b)
     torch.testing.assert_close(y, y0)
     dy = torch.randn_like(y)
@@ -385,8 +399,8 @@ def test_first_order_backward_takes_the_dgrad_op(monkeypatch, padding, k):
     # convolution gradients.  Both give the definition's gradients.
     mc = importlib.import_module("fastgan.ops.modulated_conv2d")  # the module, not the function
     calls = []
-    orig = mc._dgrad_ref
-    monkeypatch.setattr(mc, "_dgrad_ref", lambda *a: calls.append(1) or orig(*a))
+    orig = mc._dgrad_op
+    monkeypatch.setattr(mc, "_dgrad_op", lambda *a: calls.append(1) or orig(*a))
     x, w, s, b, nz = _inputs(k=k, grad=True, noise=None)
     h, wd = x.shape[2] + 2 * padding - k + 1, x.shape[3] + 2 * padding - k + 1
     nz = torch.randn(2, 1, h, wd, dtype=torch.float64, requires_grad=True)
@@ -420,3 +434,38 @@ def _definition_autograd(x, w, s, nz, b, padding):
     wn = wn / (wn.square().sum([2, 3, 4], keepdim=True) + 1e-8).sqrt()
     c = torch.cat([F.conv2d(x[n:n + 1], wn[n], padding=padding) for n in range(x.shape[0])])
     return F.leaky_relu(c + nz + b[None, :, None, None], 0.2) * math.sqrt(2)
+
+
+@pytest.mark.parametrize("padding,k", [(1, 3), (0, 1), (2, 3)])
+def test_first_order_backward_takes_the_wgrad_op_when_switched_on(monkeypatch, padding, k):
+    # FASTGAN_MODCONV_TRITON_WGRAD=1: a plain backward takes dw from fastgan::modconv_wgrad; a
+    # create_graph backward, a backward that needs no dw and the default (switch off) do not.
+    mc = importlib.import_module("fastgan.ops.modulated_conv2d")
+    calls = []
+    orig = mc._wgrad_op
+    monkeypatch.setattr(mc, "_wgrad_op", lambda *a: calls.append(1) or orig(*a))
+    x, w, s, b, _ = _inputs(k=k, grad=True, noise=None)
+    kw = dict(padding=padding, bias=b, act="lrelu")
+    y = modulated_conv2d(x, w, s, impl="ref", **kw)
+    dy = torch.randn_like(y)
+    leaves = [t.detach().requires_grad_() for t in (x, w, s)]
+    h, wd = y.shape[2:]
+    zero_noise = torch.zeros(1, 1, h, wd, dtype=torch.float64)
+    ref = torch.autograd.grad(_definition_autograd(*leaves, zero_noise, b.detach(), padding),
+                              leaves, dy)
+    assert not mc._TRITON_WGRAD  # off by default
+    (gw,) = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), w, dy)
+    assert calls == []
+    torch.testing.assert_close(gw, ref[1], rtol=1e-10, atol=1e-10)
+    monkeypatch.setattr(mc, "_TRITON_WGRAD", True)
+    first = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), (x, w, s), dy)
+    assert len(calls) == 1
+    for a, r in zip(first, ref):
+        torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
+    graph = torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), (x, w, s), dy,
+                                create_graph=True)
+    with no_weight_gradients():  # dw not wanted
+        torch.autograd.grad(modulated_conv2d(x, w, s, impl="ref", **kw), s, dy)
+    assert len(calls) == 1
+    for g, r in zip(graph, ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)

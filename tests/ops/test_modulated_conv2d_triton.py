@@ -120,3 +120,33 @@ def test_first_order_backward_uses_the_fused_data_gradient(monkeypatch, fmt):
     for a, g, ref in zip(got, graph, want):
         _close(a, ref, dtype)
         _close(g, ref, dtype)
+
+
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL])
+def test_first_order_backward_uses_the_triton_weight_gradient_when_switched_on(monkeypatch, fmt):
+    # FASTGAN_MODCONV_TRITON_WGRAD=1 with impl='triton': a plain backward takes dw from the
+    # split-K launch (x * s formed per tile); create_graph keeps torch's.  Both match 'ref'.
+    import importlib
+
+    import fastgan.kernels.modulated_conv2d as k
+
+    mc = importlib.import_module("fastgan.ops.modulated_conv2d")
+    monkeypatch.setattr(mc, "_TRITON_WGRAD", True)
+    calls = []
+    orig = k.modconv_wgrad_triton
+    monkeypatch.setattr(k, "modconv_wgrad_triton", lambda *a, **kw: calls.append(1) or orig(*a, **kw))
+    for dtype in (torch.float64, torch.float32):
+        x, w, s, b = _inputs(dtype, fmt=fmt, seed=3)
+        kw = dict(padding=1, bias=b, act="lrelu", noise=torch.randn(2, 1, 5, 6, dtype=dtype))
+        r = modulated_conv2d(x, w, s, impl="ref", **kw)
+        dy = torch.randn_like(r)
+        want = torch.autograd.grad(r, (x, w, s, b), dy)
+        got = torch.autograd.grad(modulated_conv2d(x, w, s, impl="triton", **kw), (x, w, s, b), dy)
+        n = len(calls)
+        assert n >= 1
+        graph = torch.autograd.grad(modulated_conv2d(x, w, s, impl="triton", **kw), (x, w, s, b),
+                                    dy, create_graph=True)
+        assert len(calls) == n
+        for a, g, ref in zip(got, graph, want):
+            _close(a, ref, dtype)
+            _close(g, ref, dtype)
