@@ -52,7 +52,13 @@ channel block, input channel block, chunk of pixel tiles) -- split-K, because K 
 output tiny -- scaling each x tile's columns by its sample's style on the way into the MMA (a
 pixel tile lies in one sample), so ``x * s`` is never written.  Taps are the fastest grid index:
 the programs that read one chunk's dc and x tiles run together and share them in L2.  Chunk
-partials (compute type, [chunks, taps, O, I]) are summed on the host: deterministic.
+partials (compute type, [chunks, taps, O, I]) are summed on the host: deterministic.  Roofline
+(bf16, batch 32): every config-F layer is ~0.6 TFLOP per GEMM pass, so the 512-channel layers are
+compute-bound (x*s's write + read, ~0.27 GB at 64^2, is ~10% of the pass) while the 1024^2 layer
+moves ~4.3 GB of x and dc and the unfused path another ~4.3 GB for x*s: there the kernel could
+halve the pass.  Untuned: one program per tap re-reads each chunk's tiles nine times through L2,
+which narrow layers (32 channels) may feel; a variant holding all nine taps' accumulators in one
+program spilled on sm_90 at 32 x 32 blocks and is not here.
 
 Offsets: per-sample base offsets are always 64-bit; offsets inside a sample (and the weight) are
 32-bit unless ``INT64`` (the launcher's bound says they might not fit).  Grids are one-dimensional
@@ -382,6 +388,37 @@ def modconv_dgrad_triton(dx, dc, w, s, x, padx, pady, *, config=None, int64=None
 # --------------------------------------------------------------------------------------------
 
 @triton.jit
+def _wgrad_tap(acc, a, x_n, sv, p, q, m_ok, b_i, i_ok, u, v, padx, pady, H, W, sxh, sxw,
+               X_CL: tl.constexpr, EVEN_I: tl.constexpr, PRECISION: tl.constexpr):
+    """acc + a @ (x tile of tap (u, v) scaled by the style row sv): one tap's K step."""
+    XDT: tl.constexpr = x_n.dtype.element_ty
+    CDT: tl.constexpr = acc.dtype
+    ih = p + (u - pady)
+    iw = q + (v - padx)
+    # Masked rows load 0 (never 0 * x): only real products reach the sums (NaN stays local).
+    x_ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+    if X_CL:
+        b_ptrs = x_n + (ih * sxh + iw * sxw)[:, None] + b_i
+    else:
+        b_ptrs = x_n + (ih * sxh + iw)[:, None] + b_i
+    if EVEN_I:
+        b = tl.load(b_ptrs, mask=x_ok[:, None], other=0.0)
+    else:
+        b = tl.load(b_ptrs, mask=x_ok[:, None] & i_ok[None, :], other=0.0)
+    # a pixel tile lies in one sample: the style scales the x tile's columns, rounded to x's
+    # dtype as the unfused path's x * s is
+    b = (b.to(CDT) * sv[None, :]).to(XDT)
+    return tl.dot(a, b, acc, input_precision=PRECISION, out_dtype=CDT)
+
+
+@triton.jit
+def _wgrad_store(dwp_ptr, acc, chunk, tap, O, I, ro, ri, o_ok, i_ok, T: tl.constexpr):
+    # [chunk, tap, o, i]: rows of the block are contiguous along i (coalesced stores)
+    off = ((chunk.to(tl.int64) * T + tap) * O + ro.to(tl.int64)[:, None]) * I + ri.to(tl.int64)[None, :]
+    tl.store(dwp_ptr + off, acc, mask=o_ok[:, None] & i_ok[None, :])
+
+
+@triton.jit
 def modconv_wgrad_kernel(
     dwp_ptr, dc_ptr, x_ptr, s_ptr,
     I, O, H, W, OH, OW,
@@ -448,36 +485,23 @@ def modconv_wgrad_kernel(
             p = p.to(tl.int64)
             q = q.to(tl.int64)
         m_ok = (p < OH) & (q < OW)
-        ih = p + (u - pady)
-        iw = q + (v - padx)
-        # Masked rows load 0 (never 0 * x): only real products reach the sums (NaN stays local).
-        x_ok = m_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
         if DC_CL:
             a_ptrs = dc_ptr + n * sdn + a_o + (p * sdh + q * sdw)[None, :]
         else:
             a_ptrs = dc_ptr + n * sdn + a_o + (p * sdh + q)[None, :]
-        if X_CL:
-            b_ptrs = x_ptr + n * sxn + (ih * sxh + iw * sxw)[:, None] + b_i
-        else:
-            b_ptrs = x_ptr + n * sxn + (ih * sxh + iw)[:, None] + b_i
         if EVEN_O:
             a = tl.load(a_ptrs, mask=m_ok[None, :], other=0.0)
         else:
             a = tl.load(a_ptrs, mask=o_ok[:, None] & m_ok[None, :], other=0.0)
         if EVEN_I:
-            b = tl.load(b_ptrs, mask=x_ok[:, None], other=0.0)
-            sv = tl.load(s_ptr + n * I + ri)
+            sv = tl.load(s_ptr + n * I + ri).to(CDT)
         else:
-            b = tl.load(b_ptrs, mask=x_ok[:, None] & i_ok[None, :], other=0.0)
-            sv = tl.load(s_ptr + n * I + ri, mask=i_ok, other=0.0)
-        # a pixel tile lies in one sample: the style scales the x tile's columns, rounded to x's
-        # dtype as the unfused path's x * s is
-        b = (b.to(CDT) * sv.to(CDT)[None, :]).to(XDT)
-        acc = tl.dot(a, b, acc, input_precision=PRECISION, out_dtype=CDT)
+            sv = tl.load(s_ptr + n * I + ri, mask=i_ok, other=0.0).to(CDT)
+        x_n = x_ptr + n * sxn
+        acc = _wgrad_tap(acc, a, x_n, sv, p, q, m_ok, b_i, i_ok, u, v, padx, pady, H, W, sxh, sxw,
+                         X_CL, EVEN_I, PRECISION)
 
-    # [chunk, tap, o, i]: rows of the block are contiguous along i (coalesced stores)
-    off = ((chunk.to(tl.int64) * T + tap) * O + ro.to(tl.int64)[:, None]) * I + ri.to(tl.int64)[None, :]
-    tl.store(dwp_ptr + off, acc, mask=o_ok[:, None] & i_ok[None, :])
+    _wgrad_store(dwp_ptr, acc, chunk, tap, O, I, ro, ri, o_ok, i_ok, T)
 
 
 def wgrad_launch_config(I, O, OH, OW, element_size, x_cl, tf32=True):
