@@ -570,7 +570,7 @@ def plan_wgrad(dwp, dc, x, s, kh, kw, padx, pady, *, config=None, int64=None, ch
     chunks = -(-n_tiles // per_chunk)
     if int64 is None:
         big = max(_span(x, (i_tiles * bi, H + pady + tiles_y * th + kh, W + padx + tiles_x * tw + kw)),
-                  _span(dc, (o_tiles * bo, tiles_y * th, tiles_x * tw)), n_tiles * th * tw)
+                  _span(dc, (o_tiles * bo, tiles_y * th, tiles_x * tw)))
         int64 = big >= _I32_LIMIT
     cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     if dwp is None:
