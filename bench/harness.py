@@ -18,13 +18,16 @@ provider's results against ``eager`` before timing it, and writes JSON / Markdow
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import platform
 import re
+import signal
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -70,6 +73,33 @@ class Timing:
     rep_ms: float
     min_reps: int
     max_reps: int
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside, SIGTERM (``timeout`` ending a command on the lent GPU) raises KeyboardInterrupt as
+    Ctrl-C does, so a benchmark loop can stop between rows and still write what it measured."""
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_interruptible(body, rows: list):
+    """``body()``, which appends its results to ``rows`` as it goes, with SIGTERM taken as Ctrl-C:
+    returns body's value, or "interrupted" when Ctrl-C or SIGTERM stopped it (the rows measured
+    until then stay in ``rows`` for the caller to write)."""
+    try:
+        with sigterm_as_interrupt():
+            return body()
+    except KeyboardInterrupt:
+        print(f"interrupted: writing the {len(rows)} rows measured so far", file=sys.stderr)
+        return "interrupted"
 
 
 def resolve_device(ap, requested) -> str:
@@ -388,26 +418,43 @@ def _results_dir() -> str:
 RESULTS_DIR = _results_dir()
 
 
+def results_stem(info: dict, out_dir: str, suffix: str = "") -> str:
+    return os.path.join(out_dir, f"{info['slug']}-{info['date']}{suffix}")
+
+
+def load_rows(stem: str) -> list[dict]:
+    """The rows already written to ``stem``.json (none when it does not exist)."""
+    if not os.path.exists(stem + ".json"):
+        return []
+    with open(stem + ".json") as f:
+        return json.load(f).get("rows", [])
+
+
+def row_key(r: dict) -> tuple:
+    return tuple(r[k] for k in ROW_KEY)
+
+
 def write_results(rows: list[dict], info: dict, copy_gbps: float, out_dir: str,
-                  suffix: str = "") -> list[str]:
+                  suffix: str = "", final: bool = True) -> list[str]:
     """Write/merge ``<slug>-<date><suffix>.json``, ``.md`` and one PNG per op.
 
     Re-running part of the set (e.g. one dtype at a time) on the same day replaces matching rows
-    and keeps the rest, so long GPU runs can be split across commands.
+    and keeps the rest, so long GPU runs can be split across commands. ``final=False`` (the
+    periodic saves of a run in progress) writes the JSON and Markdown only: no plots, no README.
     """
     os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"{info['slug']}-{info['date']}{suffix}")
-    old = []
-    if os.path.exists(stem + ".json"):
-        with open(stem + ".json") as f:
-            old = json.load(f).get("rows", [])
-    new_keys = {tuple(r[k] for k in ROW_KEY) for r in rows}
-    rows = [r for r in old if tuple(r[k] for k in ROW_KEY) not in new_keys] + rows
+    stem = results_stem(info, out_dir, suffix)
+    old = load_rows(stem)
+    new_keys = {row_key(r) for r in rows}
+    rows = [r for r in old if row_key(r) not in new_keys] + rows
     doc = dict(info, copy_gbps=copy_gbps, rows=rows)
-    with open(stem + ".json", "w") as f:
-        json.dump(doc, f, indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(render_markdown(doc))
+    # written whole to a temporary file and renamed, so a run killed mid-save keeps the last good file
+    for ext, text in ((".json", json.dumps(doc, indent=1)), (".md", render_markdown(doc))):
+        with open(stem + ext + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(stem + ext + ".tmp", stem + ext)
+    if not final:
+        return [stem + ".json", stem + ".md"]
     # A full (not --quick) GPU run into the repository's bench/results becomes the README's
     # "latest results"; CPU smoke runs and runs written elsewhere leave the README alone.
     if not suffix and info.get("device_kind") == "cuda" and \

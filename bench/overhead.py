@@ -225,21 +225,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if device == "cpu" and a.threads > 0:
         torch.set_num_threads(a.threads)
     rows = []
-    try:
+
+    def body():
         for name in names:
             fam = importlib.import_module(f"{__package__}.{name}")
             for case in pick_cases(fam, device):
                 new = run_case(fam, case, device, a.target_ms, a.repeats)
-                rows += new
+                rows.extend(new)
                 print(f"{case.op} {case.shape_label} {case.dtype} {case.mode}: " + ", ".join(
                     f"{r['provider']} {_us(r)}" for r in new), file=sys.stderr)
+
+    try:
+        interrupted = H.run_interruptible(body, rows) == "interrupted"
         paths = write_results(rows, H.device_info(device), a.out)
     finally:
         torch.set_num_threads(threads)
     bad = [r for r in rows if r["status"] in ("error", "mismatch")]
     print(render_markdown(dict(H.device_info(device), rows=merge_rows([], rows))))
     print(f"{len(rows)} results ({len(bad)} error/mismatch):", *paths, sep="\n  ")
-    return 1 if bad else 0
+    return 1 if bad or interrupted else 0
 
 
 if __name__ == "__main__":

@@ -409,17 +409,21 @@ def main(argv=None) -> int:
     timing = H.timing_for(device, a.quick)
     info = H.device_info(device)
     rows = []
-    for cfg in configs(device, a.quick, a):
-        rows += run_config(cfg, device, timing)
-        print(f"{cfg['part']} {cfg['res']}^2 {cfg['dtype']} {cfg['format']}: "
-              + ", ".join(f"{r['variant']} {r['ms']:.3g} ms" if r.get("ms") else
-                          f"{r['variant']} {r['status']}" for r in rows[-len(PARTS[cfg['part']]):]),
-              file=sys.stderr)
+
+    def body():
+        for cfg in configs(device, a.quick, a):
+            rows.extend(run_config(cfg, device, timing))
+            print(f"{cfg['part']} {cfg['res']}^2 {cfg['dtype']} {cfg['format']}: "
+                  + ", ".join(f"{r['variant']} {r['ms']:.3g} ms" if r.get("ms") else
+                              f"{r['variant']} {r['status']}" for r in rows[-len(PARTS[cfg['part']]):]),
+                  file=sys.stderr)
+
+    interrupted = H.run_interruptible(body, rows) == "interrupted"
     paths = write_results(rows, info, a.out, "-quick" if a.quick else "")
     bad = [r for r in rows if r["status"] != "ok"]
     print(f"{len(rows)} results ({len(bad)} error/mismatch) in {time.perf_counter() - t0:.0f} s:",
           *paths, sep="\n  ")
-    return 1 if bad else 0
+    return 1 if bad or interrupted else 0
 
 
 if __name__ == "__main__":

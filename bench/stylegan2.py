@@ -609,20 +609,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             timing = dataclasses.replace(timing, min_reps=min(timing.min_reps, 5 if a.quick else 10))
         info = dict(H.device_info(device), **precision_flags())
         rows = []
-        for cfg, ps in configs(device, a.quick, res, a.batch, a.channel_base, a.channel_max, parts):
-            for mode in modes:
-                new = run_config(cfg, mode, ps, impls, device, timing, info)
-                rows += new
-                print(f"{cfg.res}^2 b{cfg.batch} {mode}: " + ", ".join(
-                    f"{r['part']}/{r['impl']} " + (f"{r['ms']:.3g} ms" if r["ms"] else r["status"])
-                    for r in new), file=sys.stderr)
+
+        def body():
+            for cfg, ps in configs(device, a.quick, res, a.batch, a.channel_base, a.channel_max,
+                                   parts):
+                for mode in modes:
+                    new = run_config(cfg, mode, ps, impls, device, timing, info)
+                    rows.extend(new)
+                    print(f"{cfg.res}^2 b{cfg.batch} {mode}: " + ", ".join(
+                        f"{r['part']}/{r['impl']} " + (f"{r['ms']:.3g} ms" if r["ms"] else r["status"])
+                        for r in new), file=sys.stderr)
+
+        interrupted = H.run_interruptible(body, rows) == "interrupted"
         paths = write_results(rows, info, a.out, "-quick" if a.quick else "")
     finally:
         torch.set_num_threads(threads)
     bad = [r for r in rows if r["status"] in ("error", "mismatch")]
     print(f"{len(rows)} results ({len(bad)} error/mismatch) in {time.perf_counter() - t0:.0f} s:",
           *paths, sep="\n  ")
-    return 1 if bad else 0
+    return 1 if bad or interrupted else 0
 
 
 if __name__ == "__main__":

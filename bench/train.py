@@ -274,9 +274,10 @@ def add_speedups(rows: list[dict]) -> list[dict]:
 
 
 def run_all(cfgs: Sequence[BenchConfig], variants: Sequence[str], device: str,
-            info: dict) -> list[dict]:
-    """Rows for every (config, variant); progress on stderr."""
-    rows = []
+            info: dict, rows: Optional[list] = None) -> list[dict]:
+    """Rows for every (config, variant), appended to ``rows`` as they come (so an interrupted run
+    keeps them); progress on stderr."""
+    rows = [] if rows is None else rows
     for bc in cfgs:
         dataset = SyntheticDataset(bc.res, size=max(2 * bc.batch, 8))
         for v in variants:
@@ -433,15 +434,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         info = dict(H.device_info(device), **precision_flags(),
                     impls_available=", ".join(k for k, s in available_impls(device).items() if s),
                     fastgan_impl_env=os.environ.get("FASTGAN_IMPL", ""))
-        rows = run_all(configs(device, a.quick, res, a.batch, a.warmup, a.steps), variants,
-                       device, info)
+        rows = []
+        interrupted = H.run_interruptible(lambda: run_all(
+            configs(device, a.quick, res, a.batch, a.warmup, a.steps), variants, device, info,
+            rows), rows) == "interrupted"  # write_results recomputes the speed-ups
         paths = write_results(rows, info, a.out, "-quick" if a.quick else "")
     finally:
         torch.set_num_threads(threads)
     bad = [r for r in rows if r["status"] == "error"]
     print(f"{len(rows)} results ({len(bad)} errors) in {time.perf_counter() - t0:.0f} s:",
           *paths, sep="\n  ")
-    return 1 if bad else 0
+    return 1 if bad or interrupted else 0
 
 
 if __name__ == "__main__":
