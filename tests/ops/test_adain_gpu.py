@@ -177,6 +177,7 @@ def test_ref_on_cuda_matches_definition():
                                atol=1e-12)
 
 
+@pytest.mark.bigmem
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

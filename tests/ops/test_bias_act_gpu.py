@@ -70,6 +70,7 @@ def test_odd_sizes_every_element(impl):
                                    rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.bigmem
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", FUSED)
 def test_over_2_pow_31_elements(impl):

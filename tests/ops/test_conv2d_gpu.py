@@ -119,6 +119,7 @@ def test_switch_and_pruning_on_cuda_worker_threads(monkeypatch, gain):
         assert _rel(p.grad.cpu(), q) < 1e-4
 
 
+@pytest.mark.bigmem
 def test_more_than_2_31_elements():
     n, c, h, w = 33, 64, 1024, 1024  # 2.2e9 elements, 4.4 GB in fp16
     need = 6 * n * c * h * w * 2

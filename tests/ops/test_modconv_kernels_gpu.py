@@ -211,6 +211,7 @@ def _free_gib():
     return free / 2 ** 30
 
 
+@pytest.mark.bigmem
 @pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("fmt", [NCHW, CL], ids=["nchw", "channels_last"])

@@ -104,6 +104,7 @@ def test_path_length_second_order(impl):
         assert _rel(g, r) <= 5e-3
 
 
+@pytest.mark.bigmem
 def test_large_batch_int64_offsets_triton():
     """A layer whose activations exceed 2^31 elements (needs ~10 GB per tensor in fp16)."""
     _need("triton")

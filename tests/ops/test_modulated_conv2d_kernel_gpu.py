@@ -165,6 +165,7 @@ def _ref_rows(inp, r0, r1):
     return modulated_conv2d_reference(**sub, act="lrelu", alpha=0.2, gain=2 ** 0.5, clamp=256.0)
 
 
+@pytest.mark.bigmem
 @pytest.mark.slow
 @pytest.mark.parametrize("big", ["x", "y"])
 @pytest.mark.parametrize("fmt", [CL, NCHW], ids=["channels_last", "nchw"])

@@ -218,6 +218,37 @@ def test_many_small_planes_grid_limits(impl, layout, mode):
     _assert_rel_norm([got], [want], TOL[torch.float32], what=f"{impl} {layout} {mode}")
 
 
+@pytest.mark.bigmem
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", FUSED)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("mode", ["down2", "up2"])
+def test_over_2_pow_31_elements(impl, layout, mode):
+    # down2 reads an input of 2**31 + 262144 fp16 elements, up2 writes an output of 2**31 + 524288:
+    # 32-bit offsets would wrap.  The op is per plane, so the planes that lie past 2**31 (the last
+    # ones in NCHW; the last rows of every plane of the last sample in channels_last) are compared
+    # with the float64 reference run on those planes alone.
+    need_impl(impl)
+    shape = (2, 16, 8192, 8193) if mode == "down2" else (2, 16, 4096, 4097)
+    f = setup_filter(F4, device="cuda")
+    fn = {"down2": lambda t, im: downsample2d(t, f, impl=im),
+          "up2": lambda t, im: upsample2d(t, f, impl=im)}[mode]
+    n, c, h, w = shape
+    # centred padding: down2 with 4 taps gives (size - 2) // 2 + 1 per axis, up2 exactly 2 * size
+    out_numel = n * c * ((h - 2) // 2 + 1) * ((w - 2) // 2 + 1) if mode == "down2" else 4 * n * c * h * w
+    assert max(n * c * h * w, out_numel) > 2 ** 31
+    need = 2 * (2 * n * c * h * w + out_numel) + (2 << 30)  # fp16 x (+ its layout copy), y, slack
+    free, _ = torch.cuda.mem_get_info()
+    if free < need:
+        pytest.skip(f"needs ~{need / 2**30:.0f} GiB free GPU memory, have {free / 2**30:.0f}")
+    x = _layout(torch.randn(shape, device="cuda", dtype=torch.float16), layout)
+    y = fn(x, impl)
+    assert y.shape[:2] == (n, c) and y.numel() == out_numel
+    for sn, sc in [(slice(0, 1), slice(0, 1)), (slice(n - 1, n), slice(c - 2, c))]:
+        want = fn(x[sn, sc].double().contiguous(), "ref")
+        _assert_rel_norm([y[sn, sc]], [want], TOL[torch.float16], what=f"{impl} {layout} {mode}")
+
+
 @pytest.mark.parametrize("impl", FUSED)
 @pytest.mark.parametrize("shape", [(3, 5, 37, 29), (1, 1, 1, 1), (2, 3, 1, 97), (1, 130, 65, 3),
                                    (5, 7, 129, 2)])
