@@ -2,6 +2,8 @@
 mean / biased variance), differentiated by autograd (no hand-written derivatives)."""
 import torch
 
+from tests._compare import assert_rel_norm_list  # noqa: F401  (re-exported to the op tests)
+
 
 def definition(x, gamma, beta, eps=1e-5):
     x = x.double()
@@ -30,17 +32,6 @@ def value_grads(fn, x, gamma, beta, *, second_order=True, seed=0, rounding=None)
         out += [t.detach() for t in torch.autograd.grad(pen, leaves, allow_unused=True,
                                                          materialize_grads=True)]
     return out
-
-
-def assert_rel_norm_list(got, want, tol, what=""):
-    """||got - want|| / ||want|| <= tol per tensor; NaN never passes."""
-    assert len(got) == len(want)
-    for i, (a, e) in enumerate(zip(got, want)):
-        assert a.shape == e.shape, f"{what}[{i}] shape {tuple(a.shape)} != {tuple(e.shape)}"
-        a, e = a.double().cpu(), e.double().cpu()
-        assert not a.isnan().any() and not e.isnan().any(), f"{what}[{i}]: NaN"
-        err = ((a - e).norm() / e.norm().clamp_min(1e-30)).item()
-        assert err <= tol, f"{what}[{i}]: relative error {err:.3g} > {tol:g}"
 
 
 def layouts(shape, dtype=torch.float64, scale=2.0, shift=0.5):

@@ -5,6 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from tests._compare import assert_rel_norm_list  # noqa: F401  (re-exported to the op tests)
+
 ACTS = ["linear", "relu", "lrelu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
 SECOND_ORDER_ACTS = ["tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
 DEF_GAIN = {"relu": math.sqrt(2), "lrelu": math.sqrt(2), "swish": math.sqrt(2)}
@@ -58,15 +60,3 @@ def assert_close_list(got, want, rtol, atol, what=""):
         assert a.shape == e.shape, f"{what}[{i}] shape {a.shape} != {e.shape}"
         torch.testing.assert_close(a.double().cpu(), e.double().cpu(), rtol=rtol, atol=atol,
                                    msg=lambda m: f"{what}[{i}]: {m}")
-
-
-def assert_rel_norm_list(got, want, tol, what=""):
-    """||got - want|| / ||want|| <= tol per tensor: robust to the elementwise cancellation noise of
-    float32 second-order terms (e.g. 1 - tanh^2 near saturation); NaN never passes."""
-    assert len(got) == len(want)
-    for i, (a, e) in enumerate(zip(got, want)):
-        assert a.shape == e.shape, f"{what}[{i}] shape {a.shape} != {e.shape}"
-        a, e = a.double().cpu(), e.double().cpu()
-        assert not a.isnan().any() and not e.isnan().any(), f"{what}[{i}]: NaN"
-        err = (a - e).norm() / e.norm().clamp_min(1e-30)
-        assert err <= tol, f"{what}[{i}]: relative error {err:.3g} > {tol:g}"

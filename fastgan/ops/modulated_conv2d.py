@@ -254,7 +254,8 @@ _epilogue_op.register_autograd(_epilogue_bwd, setup_context=_epilogue_setup)
 # the fused layer (up = down = 1): (y, c)
 # --------------------------------------------------------------------------------------------
 
-def _fused_launch(impl, x, w, s, d, noise, b, padx, pady, act, alpha, gain, clamp, save_c):
+def _fused_outputs(x, w, padx, pady, save_c):
+    """The fused op's (y, c): empty, in x's memory format; c is a 0-element stand-in unless saved."""
     n, _, h, wd = x.shape
     o, _, kh, kw = w.shape
     shape = (n, o, h + 2 * pady - kh + 1, wd + 2 * padx - kw + 1)
@@ -262,6 +263,12 @@ def _fused_launch(impl, x, w, s, d, noise, b, padx, pady, act, alpha, gain, clam
     y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
     c = torch.empty(shape if save_c else (0,), dtype=x.dtype, device=x.device,
                     memory_format=fmt if save_c else torch.contiguous_format)
+    return y, c
+
+
+def _fused_launch(impl, x, w, s, d, noise, b, padx, pady, act, alpha, gain, clamp, save_c):
+    y, c = _fused_outputs(x, w, padx, pady, save_c)
+    shape = tuple(y.shape)
     if y.numel() == 0:
         return y, c
     if impl == "ref":
@@ -298,14 +305,7 @@ def _fused_op(x: Tensor, w: Tensor, s: Tensor, d: Optional[Tensor], noise: Optio
 
 @_fused_op.register_fake
 def _(x, w, s, d, noise, b, padx, pady, act, alpha, gain, clamp, save_c, impl):
-    n, _, h, wd = x.shape
-    o, _, kh, kw = w.shape
-    shape = (n, o, h + 2 * pady - kh + 1, wd + 2 * padx - kw + 1)
-    fmt = _memory_format(x)
-    y = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
-    c = torch.empty(shape if save_c else (0,), dtype=x.dtype, device=x.device,
-                    memory_format=fmt if save_c else torch.contiguous_format)
-    return y, c
+    return _fused_outputs(x, w, padx, pady, save_c)
 
 
 def _fused_setup(ctx, inputs, output):

@@ -13,6 +13,7 @@ import torch
 
 from fastgan.ops import available_impls, downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 from tests._upfirdn2d_oracle import random_config, upfirdn2d_definition
+from tests._compare import assert_rel_norm_list
 from tests._gpu import need_impl
 
 pytestmark = pytest.mark.gpu
@@ -40,16 +41,6 @@ def _value_grads(fn, x, *, rounding, second_order=True, seed=0):
     return out
 
 
-def _assert_rel_norm(got, want, tol, what=""):
-    assert len(got) == len(want)
-    for i, (a, e) in enumerate(zip(got, want)):
-        assert a.shape == e.shape, f"{what}[{i}] shape {tuple(a.shape)} != {tuple(e.shape)}"
-        a, e = a.double().cpu(), e.double().cpu()
-        assert not a.isnan().any() and not e.isnan().any(), f"{what}[{i}]: NaN"
-        err = ((a - e).norm() / e.norm().clamp_min(1e-30)).item()
-        assert err <= tol, f"{what}[{i}]: relative error {err:.3g} > {tol:g}"
-
-
 def _layout(x, layout):
     return x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
 
@@ -64,7 +55,7 @@ def _compare(impl, fn, x, dtype, layout, second_order=True, what=""):
     assert got[0].is_contiguous(memory_format=torch.channels_last if cl else
                                 torch.contiguous_format), what
     assert got[0].dtype == dtype
-    _assert_rel_norm(got, want, TOL[dtype], what=f"{impl} {dtype} {layout} {what}")
+    assert_rel_norm_list(got, want, TOL[dtype], what=f"{impl} {dtype} {layout} {what}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,7 +206,7 @@ def test_many_small_planes_grid_limits(impl, layout, mode):
           "general": lambda t, im: upfirdn2d(t, f, up=3, down=2, padding=[2, 1, 1, 2], impl=im)}[mode]
     got = fn(x, impl)
     want = fn(x.double(), "ref")
-    _assert_rel_norm([got], [want], TOL[torch.float32], what=f"{impl} {layout} {mode}")
+    assert_rel_norm_list([got], [want], TOL[torch.float32], what=f"{impl} {layout} {mode}")
 
 
 @pytest.mark.bigmem
@@ -246,7 +237,7 @@ def test_over_2_pow_31_elements(impl, layout, mode):
     assert y.shape[:2] == (n, c) and y.numel() == out_numel
     for sn, sc in [(slice(0, 1), slice(0, 1)), (slice(n - 1, n), slice(c - 2, c))]:
         want = fn(x[sn, sc].double().contiguous(), "ref")
-        _assert_rel_norm([y[sn, sc]], [want], TOL[torch.float16], what=f"{impl} {layout} {mode}")
+        assert_rel_norm_list([y[sn, sc]], [want], TOL[torch.float16], what=f"{impl} {layout} {mode}")
 
 
 @pytest.mark.parametrize("impl", FUSED)
@@ -282,7 +273,7 @@ def test_non_contiguous_input(impl, layout):
                lambda t, im: upfirdn2d(t, f, up=3, down=2, padding=1, impl=im)):
         got = _value_grads(lambda t: fn(t, impl), x, rounding=torch.float32)
         want = _value_grads(lambda t: fn(t, "ref"), x.double(), rounding=torch.float32)
-        _assert_rel_norm(got, want, TOL[torch.float32], what=f"{impl} {layout}")
+        assert_rel_norm_list(got, want, TOL[torch.float32], what=f"{impl} {layout}")
 
 
 @pytest.mark.parametrize("impl", FUSED)
