@@ -16,27 +16,63 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCHS = "8.0;8.6;8.9;9.0"  # used when no GPU is visible at build time
 
 
+def _has_cuda_headers(root):
+    return bool(root) and os.path.exists(os.path.join(root, "include", "cuda_runtime.h"))
+
+
+def _cuda_home(nvcc):
+    """The toolkit root of ``nvcc``: the folder above its bin/ -- or, when that holds no headers
+    (the nvcc on PATH is a wrapper script, e.g. /usr/local/bin/nvcc running the real one), the TOP
+    that nvcc itself reports in a dry run.  None when neither holds include/cuda_runtime.h."""
+    root = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    if _has_cuda_headers(root):
+        return root
+    import subprocess
+
+    try:
+        out = subprocess.run([nvcc, "--dryrun", "-x", "cu", "-c", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("#$ TOP="):
+            top = os.path.normpath(line.split("=", 1)[1].strip())
+            return top if _has_cuda_headers(top) else None
+    return None
+
+
 def _want_cuda():
+    """(build the extension?, why not).  A forced build (FASTGAN_BUILD_CUDA=1) that cannot happen
+    raises with what to do; an automatic one is skipped quietly.  Sets CUDA_HOME for torch's
+    cpp_extension when it had to find the toolkit root itself."""
     flag = os.environ.get("FASTGAN_BUILD_CUDA", "").strip()
     if flag == "0":
         return False, "FASTGAN_BUILD_CUDA=0"
     forced = flag == "1"
-    nvcc = os.environ.get("CUDA_HOME") or shutil.which("nvcc")
-    if not nvcc:
+
+    def no(why, fix):
         if forced:
-            raise RuntimeError("FASTGAN_BUILD_CUDA=1 but no CUDA toolkit (nvcc / CUDA_HOME) was found")
-        return False, "no CUDA toolkit"
+            raise RuntimeError(f"FASTGAN_BUILD_CUDA=1 but {why}; {fix}")
+        return False, why
+
+    env_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    nvcc = os.path.join(env_home, "bin", "nvcc") if env_home else shutil.which("nvcc")
+    if not nvcc or not os.path.exists(nvcc):
+        return no("no CUDA toolkit (nvcc on PATH, or CUDA_HOME) was found",
+                  "install the CUDA toolkit or set CUDA_HOME")
     try:
         import torch  # noqa: F401  (only needed to build the extension)
     except ImportError:
-        if forced:
-            raise RuntimeError("FASTGAN_BUILD_CUDA=1 needs torch installed first; use "
-                               "`pip install --no-build-isolation -e .` after installing torch")
-        return False, "torch not importable at build time"
+        return no("torch is not importable at build time",
+                  "install torch first, then `pip install --no-build-isolation -e .`")
     if torch.version.cuda is None:
-        if forced:
-            raise RuntimeError("FASTGAN_BUILD_CUDA=1 but the installed torch is a CPU build")
-        return False, "torch is a CPU build"
+        return no("the installed torch is a CPU build", "install a CUDA build of torch")
+    home = env_home or _cuda_home(nvcc)
+    if not _has_cuda_headers(home):
+        return no(f"no CUDA headers (include/cuda_runtime.h) were found for {nvcc}",
+                  "set CUDA_HOME to the toolkit's root folder")
+    # torch.utils.cpp_extension reads CUDA_HOME when first imported (in _ext_modules)
+    os.environ["CUDA_HOME"] = home
     return True, ""
 
 
