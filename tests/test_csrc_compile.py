@@ -19,6 +19,8 @@ import sysconfig
 
 import pytest
 
+from tests._setup_py import setup_functions
+
 pytestmark = pytest.mark.cuda_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,18 +52,13 @@ def _find_nvcc():
 
 
 def _cuda_include_dir(nvcc):
-    cands = []
-    if os.environ.get("CUDA_HOME"):
-        cands.append(os.path.join(os.environ["CUDA_HOME"], "include"))
-    if nvcc:
-        # nvcc may be a wrapper script (e.g. /usr/local/bin/nvcc); its real location comes first.
-        cands.append(os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))), "include"))
-        cands.append(os.path.join(os.path.dirname(os.path.dirname(nvcc)), "include"))
-    cands.append("/usr/local/cuda/include")
-    for d in cands:
-        if os.path.isfile(os.path.join(d, "cuda_runtime_api.h")):
-            return d
-    return None
+    """The include folder of the toolkit setup.py would build with (CUDA_HOME, else nvcc's root,
+    found through a wrapper script too): setup.py's own lookup, not a copy of it."""
+    if not nvcc and not os.environ.get("CUDA_HOME"):
+        return None
+    S = setup_functions()
+    home = os.environ.get("CUDA_HOME") or S["_cuda_home"](nvcc)
+    return os.path.join(home, "include") if S["_has_cuda_headers"](home) else None
 
 
 def _run(cmd, cwd):
@@ -126,7 +123,7 @@ def test_cpp_syntax(src, tmp_path):
         pytest.skip(f"torch C++ headers not found in {torch_inc}")
     cuda_inc = _cuda_include_dir(_find_nvcc())
     if cuda_inc is None:
-        pytest.skip("CUDA headers (cuda_runtime_api.h) not found")
+        pytest.skip("CUDA headers (include/cuda_runtime.h) not found for the toolkit setup.py would use")
     py_inc = sysconfig.get_paths()["include"]
     if not os.path.isfile(os.path.join(py_inc, "Python.h")):
         pytest.skip(f"Python.h not found in {py_inc}")

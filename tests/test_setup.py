@@ -1,5 +1,4 @@
 """setup.py's decision to build the CUDA extension, and how it finds the toolkit root (no build)."""
-import ast
 import os
 import shutil
 import stat
@@ -8,21 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._setup_py import setup_functions
 
-
-def _setup_functions():
-    """setup.py's imports, constants and functions, without its setup() call."""
-    tree = ast.parse((ROOT / "setup.py").read_text())
-    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef))
-            or (isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper()
-                                                  for t in n.targets))]
-    ns = {"__file__": str(ROOT / "setup.py")}
-    exec(compile(ast.Module(body=keep, type_ignores=[]), "setup.py", "exec"), ns)
-    return ns
-
-
-S = _setup_functions()
+S = setup_functions()
 
 
 def _script(path: Path, body: str) -> str:
