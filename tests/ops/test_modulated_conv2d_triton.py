@@ -150,3 +150,72 @@ def test_first_order_backward_uses_the_triton_weight_gradient_when_switched_on(m
         for a, g, ref in zip(got, graph, want):
             _close(a, ref, dtype)
             _close(g, ref, dtype)
+
+
+# Half types vs float64 'ref' on the same rounded inputs; gradients at twice the forward's.  At
+# these sizes the errors measured were <= 3.3e-4 (fp16) and 6.5e-3 (bf16) forward, 1.1e-3 and
+# 9e-3 for the gradients; the GPU tier allows more (4e-3 / 3e-2) for its 512-channel sums.
+HALF_TOL = {torch.float16: 1.5e-3, torch.bfloat16: 1.5e-2}
+HALF_CASES = {  # name: (up, k, padding, fused, act, demodulate, noise)
+    "fused3x3": (1, 3, 1, True, "lrelu", True, True),
+    "fused1x1": (1, 1, 0, True, "linear", False, False),
+    "swish": (1, 3, 1, True, "swish", True, True),
+    "unfused": (1, 3, 1, False, "lrelu", True, True),
+    "up2": (2, 3, 1, True, "lrelu", True, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, CL])
+@pytest.mark.parametrize("case,wgrad", [(c, False) for c in HALF_CASES] + [
+    ("fused3x3", True), ("fused1x1", True)])  # the Triton dw belongs to the fused 1x layer
+def test_half_types_vs_float64(monkeypatch, bf16_dot_in_interpreter, case, fmt, dtype, wgrad):
+    # The kernels' fp16/bf16 paths (tensor-core dots on half operands, float32 accumulation and
+    # epilogue, rounding of the stored y) in the forward and in the fused data / weight gradients.
+    import importlib
+
+    import fastgan.kernels.modulated_conv2d as k
+    from tests._compare import assert_rel_norm_list, lrelu_matched
+
+    up, ks, padding, fused, act, demod, with_noise = HALF_CASES[case]
+    mc = importlib.import_module("fastgan.ops.modulated_conv2d")
+    monkeypatch.setattr(mc, "_TRITON_WGRAD", wgrad)
+    calls = {}
+    for name in ("modulated_conv2d_triton", "modconv_dgrad_triton", "modconv_wgrad_triton"):
+        orig = getattr(k, name)
+        monkeypatch.setattr(k, name, lambda *a, _o=orig, _n=name, **kw:
+                            calls.__setitem__(_n, calls.get(_n, 0) + 1) or _o(*a, **kw))
+    g = torch.Generator().manual_seed(7)
+    n, i, o, h, w_ = 2, 6, 5, 6, 7
+    x = torch.randn(n, i, h, w_, generator=g).to(dtype).contiguous(memory_format=fmt)
+    wt = torch.randn(o, i, ks, ks, generator=g).to(dtype)
+    s = torch.randn(n, i, generator=g) + 1  # float32, as the layers pass them
+    b = (0.5 * torch.randn(o, generator=g)).to(dtype)
+    nz = (0.3 * torch.randn(n, 1, h * up, w_ * up, generator=g)).to(dtype) if with_noise else None
+    f = setup_filter([1, 3, 3, 1]) if up > 1 else None
+    leaves = [t for t in (x, wt, s, nz, b) if t is not None]
+
+    def run(impl, ins, act_=act):
+        it = iter(ins)
+        xx, ww, ss = next(it), next(it), next(it)
+        nn = next(it) if with_noise else None
+        return modulated_conv2d(xx, ww, ss, noise=nn, up=up, padding=padding, resample_filter=f,
+                                demodulate=demod, fused_modconv=fused, bias=next(it), act=act_,
+                                impl=impl)
+
+    ins = [t.clone().requires_grad_() for t in leaves]
+    y = run("triton", ins)
+    assert y.dtype == dtype and y.is_contiguous(memory_format=fmt)
+    dy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    got = torch.autograd.grad(y, ins, dy.to(dtype))
+    ins64 = [t.double().requires_grad_() for t in leaves]
+    y64 = run("ref", ins64)
+    ref = lrelu_matched(run("ref", ins64, "linear"), y) if act == "lrelu" else y64
+    want = torch.autograd.grad(ref, ins64, dy)
+    tol = HALF_TOL[dtype]
+    assert_rel_norm_list([y], [y64], tol, what=f"{case} forward")
+    assert_rel_norm_list(got, want, 2 * tol, what=f"{case} gradients (x, w, s, [noise], b)")
+    if fused and up == 1:  # the kernels really ran: forward, fused dgrad, and dw when switched on
+        assert calls.get("modulated_conv2d_triton", 0) >= 1  # the dgrad launch calls it too
+        assert calls.get("modconv_dgrad_triton") == 1
+        assert calls.get("modconv_wgrad_triton", 0) == int(wgrad)
