@@ -26,8 +26,11 @@ TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2, torch.f
 
 def _value_grads(fn, x, *, rounding, second_order=True, seed=0):
     """y, dx = J^T w and d<dx, v>/dw = J v (the backward's backward) for fixed random w, v rounded to
-    ``rounding`` (so the float64 reference sees exactly the values the tested dtype does)."""
-    x = x.detach().clone().requires_grad_(True)
+    ``rounding`` (so the float64 reference sees exactly the values the tested dtype does).
+    x keeps its strides: a fresh leaf that shares x's storage (``x.clone()`` would make a sliced,
+    non-dense x contiguous, and the strided-input tests would never reach the kernels' stride
+    handling)."""
+    x = x.detach().requires_grad_(True)
     y = fn(x)
     g = torch.Generator(device="cpu").manual_seed(seed)
     w = torch.randn(y.shape, generator=g, dtype=torch.float64).to(rounding).to(y.device, y.dtype)
@@ -268,6 +271,8 @@ def test_non_contiguous_input(impl, layout):
     x = {"sliced": base[:, :, ::2],
          "transposed": torch.randn(2, 8, 18, 12, device="cuda").transpose(2, 3),
          "cl_sliced": base.contiguous(memory_format=torch.channels_last)[:, :, 1:-1, 2:]}[layout]
+    # really strided: neither NCHW- nor channels_last-contiguous (what the kernels receive)
+    assert not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last)
     f = setup_filter(F4, device="cuda")
     for fn in (lambda t, im: upsample2d(t, f, impl=im), lambda t, im: downsample2d(t, f, impl=im),
                lambda t, im: upfirdn2d(t, f, up=3, down=2, padding=1, impl=im)):

@@ -199,20 +199,23 @@ def test_config_validation_defaults_and_files(tmp_path):
     assert [_mbstd_group(b, 4) for b in (1, 2, 3, 4, 6, 8)] == [1, 2, 3, 4, 3, 4]
 
 
-def test_compiled_passes_match_eager(tmp_path, monkeypatch):
+def test_compiled_passes_match_eager(tmp_path):
     """--compile: G's synthesis and D compiled (inductor on CPU) for the passes without double
     backward.  With inductor's RNG replaced by eager's (the noise inputs), the losses of the
     first steps (R1 and path length included) match eager.  (Weights after Adam's first step are
     not compared: for zero-initialised biases that step is +-lr by the sign of a ~0 gradient.)"""
     import torch._inductor.config as inductor_config
-    monkeypatch.setattr(inductor_config, "fallback_random", True)
-    kw = dict(metric_images=0, augment="none", precision="fp32")
-    a = Trainer(tiny(tmp_path / "a", compile=False, **kw))
-    b = Trainer(tiny(tmp_path / "b", compile=True, **kw))
-    assert b.D_fast is not b.D and b.synthesis_fast is not b.G.synthesis
-    for _ in range(2):
-        a.train_step()
-        b.train_step()
+
+    # config.patch, not monkeypatch: monkeypatch's undo deletes the option (inductor's config
+    # module reports no prior value), and every later torch.compile in the process then fails
+    with inductor_config.patch(fallback_random=True):
+        kw = dict(metric_images=0, augment="none", precision="fp32")
+        a = Trainer(tiny(tmp_path / "a", compile=False, **kw))
+        b = Trainer(tiny(tmp_path / "b", compile=True, **kw))
+        assert b.D_fast is not b.D and b.synthesis_fast is not b.G.synthesis
+        for _ in range(2):
+            a.train_step()
+            b.train_step()
     la, _, _ = a.stats.collect()
     lb, _, _ = b.stats.collect()
     assert la.keys() == lb.keys() and {"loss/G", "loss/D_real", "r1/penalty"} <= la.keys()
