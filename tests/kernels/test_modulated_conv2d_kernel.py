@@ -343,8 +343,10 @@ def test_dgrad_nan_in_x_reaches_only_its_style_gradient(fmt):
 # --------------------------------------------------------------------------------------------
 
 def wgrad_reference(dc, x, s, kh, kw, padx, pady):
-    """dw in float64 by the definition: autograd of c = conv2d(x * s, w) w.r.t. w at dc."""
-    w = torch.zeros(dc.shape[1], x.shape[1], kh, kw, dtype=torch.float64, requires_grad=True)
+    """dw in float64 by the definition: autograd of c = conv2d(x * s, w) w.r.t. w at dc (on x's
+    device: the GPU tier calls it too)."""
+    w = torch.zeros(dc.shape[1], x.shape[1], kh, kw, dtype=torch.float64, device=x.device,
+                    requires_grad=True)
     c = F.conv2d(x.double() * s.double()[:, :, None, None], w, padding=(pady, padx))
     return torch.autograd.grad(c, w, dc.double())[0]
 

@@ -96,15 +96,6 @@ def _rel_err(got, want):
     return ((got - want).norm() / want.norm().clamp_min(1e-30)).item()
 
 
-def _wgrad_reference64(dc, x, s, kh, kw, padx, pady):
-    """dw in float64 by the definition, on x's device (tests/kernels' wgrad_reference makes its
-    leaf w on the CPU, so it cannot take CUDA tensors)."""
-    w = torch.zeros(dc.shape[1], x.shape[1], kh, kw, dtype=torch.float64, device=x.device,
-                    requires_grad=True)
-    c = F.conv2d(x.double() * s.double()[:, :, None, None], w, padding=(pady, padx))
-    return torch.autograd.grad(c, w, dc.double())[0]
-
-
 def _check(got, want, tol, what):
     assert not got.isnan().any(), f"{what}: NaN (an output never written?)"
     err = _rel_err(got, want)
@@ -213,6 +204,14 @@ def test_samples_over_2_31_elements(big, fmt):
     torch.cuda.empty_cache()
 
 
+def _grad_inputs(layer, fmt, dtype):
+    """(x, w, s, pad, dc) of a LAYERS layer for the gradient launches; dc a random output grad."""
+    n, i, o, h, k = LAYERS[layer]
+    inp = _inputs(n, i, o, h, k, dtype, fmt, noise=None)
+    dc = torch.randn(n, o, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+    return inp["x"], inp["w"], inp["s"], inp["padx"], dc
+
+
 @pytest.mark.parametrize("layer", list(LAYERS))
 @pytest.mark.parametrize("fmt", [CL, NCHW], ids=["channels_last", "nchw"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS.get)
@@ -221,10 +220,7 @@ def test_data_gradient_vs_float64(layer, fmt, dtype):
     # ds = sum_pixels(conv2d_input(dc, w) * x) against autograd of the float64 definition
     from tests.kernels.test_modulated_conv2d_kernel import dgrad_reference
 
-    n, i, o, h, k = LAYERS[layer]
-    inp = _inputs(n, i, o, h, k, dtype, fmt, noise=None)
-    x, w, s, pad = inp["x"], inp["w"], inp["s"], inp["padx"]
-    dc = torch.randn(n, o, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+    x, w, s, pad, dc = _grad_inputs(layer, fmt, dtype)
     dx = torch.full_like(x, float("nan"))
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         ds = _k().modconv_dgrad_triton(dx, dc, w, s, x, pad, pad)
@@ -243,17 +239,16 @@ def test_weight_gradient_vs_float64(layer, fmt, dtype):
     # with x * s rounded per tile, against the float64 definition; and no less accurate than
     # torch's weight gradient of the materialised x * s (the default path), within 2x + slack
     from fastgan.ops.modulated_conv2d import _wgrad_ref
+    from tests.kernels.test_modulated_conv2d_kernel import wgrad_reference
 
     n, i, o, h, k = LAYERS[layer]
-    inp = _inputs(n, i, o, h, k, dtype, fmt, noise=None)
-    x, s, pad = inp["x"], inp["s"], inp["padx"]
-    dc = torch.randn(n, o, h, h, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+    x, _, s, pad, dc = _grad_inputs(layer, fmt, dtype)
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         dw = _k().modconv_wgrad_triton(dc, x, s, k, k, pad, pad)
         torch_dw = _wgrad_ref(dc, x, s, k, k, (pad, pad))
         _, wmeta, _, chunks = _k().plan_wgrad(None, dc, x, s, k, k, pad, pad)
     assert dw.shape == (o, i, k, k) and dw.dtype == dtype and dw.is_contiguous()
-    want = _wgrad_reference64(dc, x, s, k, k, pad, pad)  # float64 on the GPU
+    want = wgrad_reference(dc, x, s, k, k, pad, pad)  # float64 on the GPU
     _check(dw, want, TOL[dtype], f"dw {layer}")
     torch_err = _rel_err(torch_dw, want)
     # Each split-K program sums its chunk's pixels in one sequential float32 chain (the IEEE fp32
