@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -19,36 +20,41 @@ examples:
   fastgan train --data shapes --resolution 32 --batch 16 --kimg 10 --out runs/shapes
   fastgan train --data ~/ffhq.zip --kimg 25000 --batch 32 --gpus 8 --out runs/ffhq
   fastgan train --config runs/ffhq/config.json --resume auto       # continue a run
+  fastgan train --config runs/ffhq/config.json --batch 64 --out runs/ffhq64   # reuse the options
   torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 \\
            --nproc_per_node 8 -m fastgan train --data ffhq.zip --batch 64 ...   # multi-node
 
 Options left unset get NVlabs' per-resolution defaults (channels, lr, gamma, EMA, mapping depth).
 --batch is the total over all processes.  A run directory holds checkpoints (ckpt-*.pt,
-latest.json, best.json), stats.jsonl, log.txt, grids/*.png and config.json.  Ctrl-C or SIGTERM
-saves a checkpoint and exits; --resume auto continues exactly where it stopped.
+latest.json, best.json), stats.jsonl, log.txt, grids/*.png, config.json (the options as given:
+unset ones are derived again when it is reused) and config_resolved.json (every value the run
+used).  A fresh run refuses an --out that already holds checkpoints.  Ctrl-C or SIGTERM saves a
+checkpoint and exits; --resume auto continues exactly where it stopped.
 """
 
 # help text per TrainConfig field (the field list itself is the source of the options)
 TRAIN_HELP = {
-    "data": "training data: an image folder (recursive), a .zip (see `fastgan prepare`), or a "
-            "built-in dataset: shapes, digits",
+    "data": "training data (required, here or in --config): an image folder (recursive), a "
+            ".zip (see `fastgan prepare`), or a built-in dataset: shapes, digits",
     "resolution": "image resolution (power of two); default: the dataset's (built-ins: 32)",
     "cond": "class-conditional training (labels: sub-folder names / dataset.json / built-in)",
     "mirror": "add x-flipped copies of the images",
-    "max_size": "use only the first N images",
+    "max_size": "use a random subset of N images (chosen by --seed, as NVlabs does)",
     "workers": "data-loading worker processes per GPU",
     "out": "run directory",
     "kimg": "training length in thousands of real images shown to D",
     "batch": "total batch size over all GPUs",
     "seed": "random seed (weights, data order, latents)",
-    "resume": "'auto' (latest checkpoint in --out, else a fresh start) or a checkpoint path",
+    "resume": "'auto' (latest checkpoint in --out, else a fresh start) or a checkpoint path; "
+              "without it --out must hold no checkpoints",
     "device": "cuda, cuda:1, cpu (default: cuda when available)",
     "model": "model family (stylegan2)",
     "z_dim": "latent size", "w_dim": "intermediate latent size",
     "channel_base": "channels = min(channel_base / res, channel_max); default per resolution",
     "channel_max": "maximum channels per layer (default 512)",
     "mapping_layers": "mapping network depth (default 8 at >= 128^2, else 2)",
-    "mbstd_group": "minibatch-stddev group size (default min(4, per-GPU batch))",
+    "mbstd_group": "minibatch-stddev group size: D uses the largest divisor of the per-GPU "
+                   "batch that is <= N (default 4)",
     "impl": "op backend: ref, triton or cuda (default: the fastest available)",
     "lr": "Adam learning rate of G and D (default 0.0025, 0.002 at >= 1024^2)",
     "betas": "Adam betas (two numbers)",
@@ -101,7 +107,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": TRAIN_HELP.get(f.name)}
         default = f.default if f.default is not dataclasses.MISSING else None
-        if kw["help"] is not None and default is not None:
+        if kw["help"] is not None and default is not None and f.name != "data":
             kw["help"] += f" [{default}]"
         if f.name == "betas":
             g.add_argument(flag, nargs=2, type=float, metavar=("B1", "B2"), **kw)
@@ -138,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Train a StyleGAN2 generator and discriminator.")
     _add_train_options(t)
+    t.set_defaults(_subparser=t)  # main() reports errors with the sub-command's usage
 
     gen = sub.add_parser("generate", help="sample images from a checkpoint",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -176,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     gen.add_argument("--impl", choices=("ref", "triton", "cuda"), default=None,
                      help="op backend (default: the fastest available)")
+    gen.set_defaults(_subparser=gen)
 
     pre = sub.add_parser("prepare", help="write a dataset zip at a fixed resolution",
                          description="Decode, resize and centre-crop a dataset once into a zip of "
@@ -186,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--cond", action="store_true", help="store class labels (sub-folder names)")
     pre.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 (grey) or 3 (RGB)")
     pre.add_argument("--max-images", type=int, default=None, help="stop after N images")
+    pre.set_defaults(_subparser=pre)
 
     b = sub.add_parser("bench", help="run the benchmark suite",
                        description="Benchmarks (results in bench/results/ as JSON, Markdown, PNG). "
@@ -196,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("suite", nargs="?", default="all",
                    choices=("all", *BENCH_SUITES))
     b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the suite")
+    b.set_defaults(_subparser=b)
     return p
 
 
@@ -211,9 +221,11 @@ def _train_config(ns: argparse.Namespace):
     for f in dataclasses.fields(TrainConfig):
         if hasattr(ns, f.name):
             opts[f.name] = getattr(ns, f.name)
-    if "betas" in opts:
-        opts["betas"] = tuple(opts["betas"])
-    return TrainConfig.from_dict(opts).validate()
+    cfg = TrainConfig.from_dict(opts)
+    if "data" not in opts:  # no silent 25000-kimg run on the built-in `shapes`
+        ns._subparser.error("the following arguments are required: --data (or data: in "
+                            "the --config file)")
+    return cfg.validate()
 
 
 def _relaunch_torchrun(k: int, argv: Sequence[str]) -> int:
@@ -253,24 +265,68 @@ def cmd_train(ns: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _resolve_ckpt(path: str) -> str:
+    path = os.path.expanduser(path)
     if os.path.isdir(path):
         from .train.checkpoint import CheckpointManager
-        found = CheckpointManager(path).list()
-        if not found:
+        found = CheckpointManager(path).latest()  # latest.json's, as --resume auto takes
+        if found is None:
             raise FileNotFoundError(f"--ckpt: no checkpoints (ckpt-*.pt) in run directory {path!r}")
-        return found[0]
+        return found
     if not os.path.exists(path):
         raise FileNotFoundError(f"--ckpt: {path!r} does not exist")
     return path
 
 
+FRAME_PREFIX = "frame"  # save_frames' names: frame_00000.png, ...
+_FRAME_RE = re.compile(rf"{FRAME_PREFIX}_(\d{{5,}})\.png")
+
+
+def _check_generate_out(mode: str, out: str) -> None:
+    """Before any work: grid / mixing write one PNG; images / interpolate fill a folder (a
+    `frames.png` folder is surely a typo for a file, so it is an error, not a surprise)."""
+    if mode in ("grid", "mixing"):
+        if not out.lower().endswith(".png"):
+            raise ValueError(f"--out {out!r}: --mode {mode} writes one PNG file, so the path must "
+                             "end with .png (--mode images writes one PNG per seed into a folder)")
+        if os.path.isdir(out):
+            raise ValueError(f"--out {out!r} is a folder; --mode {mode} writes one PNG file")
+        return
+    what = "seed" if mode == "images" else "frame"
+    if out.lower().endswith(".png"):
+        raise ValueError(f"--out {out!r}: --mode {mode} writes one PNG per {what} into a folder; "
+                         f"pass a folder, e.g. {out[:-4] + os.sep!r}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} exists and is not a folder; --mode {mode} writes one "
+                         f"PNG per {what} into a folder")
+
+
+def _remove_stale_frames(out_dir: str, keep: int) -> int:
+    """Delete the frames an earlier, longer walk left in ``out_dir`` (frame_<i:05d>.png with
+    i >= keep) so the folder holds one sequence for `ffmpeg -i frame_%05d.png`.  Only names
+    save_frames writes are touched; returns how many were removed."""
+    removed = 0
+    for name in os.listdir(out_dir):
+        m = _FRAME_RE.fullmatch(name)
+        if m is None or name != f"{FRAME_PREFIX}_{int(m.group(1)):05d}.png" \
+                or int(m.group(1)) < keep:
+            continue
+        path = os.path.join(out_dir, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.remove(path)
+            removed += 1
+    return removed
+
+
 def cmd_generate(ns: argparse.Namespace) -> int:
     from . import generate as gen
     from .utils.images import save_frames, save_image_grid
-    ckpt = _resolve_ckpt(ns.ckpt)
-    G = gen.load_generator(ckpt, device=ns.device, ema=not ns.raw, impl=ns.impl)
+    # every argument is checked before the model is loaded or a file written
+    out_path = os.path.expanduser(ns.out)
+    _check_generate_out(ns.mode, out_path)
     if ns.n is not None and ns.n < 1:
         raise ValueError(f"--n must be >= 1, got {ns.n}")
+    if ns.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {ns.frames}")
     if ns.seeds:  # --n with --seeds: the first n of them
         seeds = gen.parse_seeds(ns.seeds)
         if ns.n is not None:
@@ -279,35 +335,42 @@ def cmd_generate(ns: argparse.Namespace) -> int:
             seeds = seeds[:ns.n]
     else:
         seeds = list(range(ns.n if ns.n else 64))
+    cols = gen.parse_seeds(ns.col_seeds) if ns.col_seeds else list(range(100, 105))
+    ckpt = _resolve_ckpt(ns.ckpt)
+    G = gen.load_generator(ckpt, device=ns.device, ema=not ns.raw, impl=ns.impl)
     if ns.mode == "grid":
         imgs = gen.generate_images(G, seeds, ns.truncation, ns.class_idx, ns.noise,
                                    progress=len(seeds) > 64)
-        out = save_image_grid(imgs, ns.out, nrow=ns.nrow)
+        out = save_image_grid(imgs, out_path, nrow=ns.nrow)
     elif ns.mode == "images":
         imgs = gen.generate_images(G, seeds, ns.truncation, ns.class_idx, ns.noise,
                                    progress=len(seeds) > 64)
-        out = ns.out
+        out = out_path
         for s, img in zip(seeds, imgs):
-            save_image_grid(img[None], os.path.join(ns.out, f"seed{s:06d}.png"))
+            save_image_grid(img[None], os.path.join(out_path, f"seed{s:06d}.png"))
     elif ns.mode == "mixing":
-        cols = gen.parse_seeds(ns.col_seeds) if ns.col_seeds else list(range(100, 105))
         rows = seeds if ns.seeds else seeds[:5]
         grid = gen.style_mixing_grid(G, rows, cols, ns.crossover, ns.truncation, ns.class_idx,
                                      ns.noise)
-        out = save_image_grid(grid, ns.out)
+        out = save_image_grid(grid, out_path)
     else:
         frames = gen.interpolation_frames(G, seeds if ns.seeds else seeds[:4], ns.frames,
                                           ns.truncation, ns.space, ns.class_idx,
                                           noise_mode=ns.noise)
-        paths = save_frames(frames, ns.out)
-        out = f"{len(paths)} frames in {ns.out}"
+        paths = save_frames(frames, out_path, prefix=FRAME_PREFIX)
+        removed = _remove_stale_frames(out_path, len(paths))
+        out = f"{len(paths)} frames in {out_path}" + (
+            f" (removed {removed} stale frame(s) of an earlier, longer walk)" if removed else "")
     print(f"fastgan generate: {out} (from {ckpt})")
     return 0
 
 
 def cmd_prepare(ns: argparse.Namespace) -> int:
     from .data import prepare_dataset
-    summary = prepare_dataset(ns.source, ns.dest, ns.resolution, use_labels=ns.cond,
+    source, dest = os.path.expanduser(ns.source), os.path.expanduser(ns.dest)
+    if os.path.isdir(dest):
+        raise ValueError(f"dest {ns.dest!r} is a folder; expected the path of the .zip to write")
+    summary = prepare_dataset(source, dest, ns.resolution, use_labels=ns.cond,
                               num_channels=ns.channels, max_images=ns.max_images)
     print(json.dumps(summary))
     return 0
@@ -342,10 +405,14 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, unknown = parser.parse_known_args(argv)
+    if unknown:  # a mistyped option: the sub-command's usage, not the top-level one
+        getattr(ns, "_subparser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if ns.command is None:
         parser.print_help()
         return 2
+    from .ops import BackendUnavailableError
+    from .train.checkpoint import CheckpointError
     try:
         if ns.command == "train":
             return cmd_train(ns, argv)
@@ -354,8 +421,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if ns.command == "prepare":
             return cmd_prepare(ns)
         return cmd_bench(ns)
-    except (ValueError, FileNotFoundError, TypeError, ImportError) as e:
-        # bad input: one clear line instead of a traceback (FASTGAN_DEBUG=1 shows it)
+    except (ValueError, TypeError, ImportError, OSError, CheckpointError,
+            BackendUnavailableError) as e:
+        # bad input or environment (a missing / unreadable / corrupt file, a device or backend
+        # not here): one clear line instead of a traceback (FASTGAN_DEBUG=1 shows it)
         if os.environ.get("FASTGAN_DEBUG"):
             raise
         print(f"fastgan {ns.command}: error: {e}", file=sys.stderr)

@@ -7,6 +7,7 @@ as NVlabs' ``gen_images.py`` does).
 """
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -19,24 +20,33 @@ __all__ = ["load_generator", "seed_latents", "generate_images", "style_mixing_gr
            "interpolation_frames", "parse_seeds"]
 
 
+SEED_LIMIT = 2 ** 32  # numpy RandomState seeds: [0, 2^32)
+
+
+def _check_seed(seed: int, where: str) -> int:
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{where}: seed {seed} is outside [0, 2^32)")
+    return seed
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0-3,7,10-11"`` -> ``[0, 1, 2, 3, 7, 10, 11]``."""
+    """``"0-3,7,10-11"`` -> ``[0, 1, 2, 3, 7, 10, 11]``; every seed in [0, 2^32)."""
     out: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
             continue
-        try:
-            if "-" in part[1:]:
-                a, b = part.split("-", 1) if not part.startswith("-") else (part, part)
-                lo, hi = int(a), int(b)
-                if hi < lo:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(part))
-        except ValueError:
-            raise ValueError(f"seeds: cannot parse {part!r}; expected e.g. '0-7,42'") from None
+        m = re.fullmatch(r"(-?\d+)(?:\s*-\s*(-?\d+))?", part)
+        if m is None:
+            raise ValueError(f"seeds: cannot parse {part!r}; expected e.g. '0-7,42'")
+        lo = _check_seed(int(m.group(1)), "seeds")
+        if m.group(2) is None:
+            out.append(lo)
+            continue
+        hi = _check_seed(int(m.group(2)), "seeds")
+        if hi < lo:
+            raise ValueError(f"seeds: the range {part!r} is reversed; write '{hi}-{lo}'")
+        out.extend(range(lo, hi + 1))
     if not out:
         raise ValueError(f"seeds: no seeds in {text!r}")
     return out
@@ -47,16 +57,26 @@ def load_generator(ckpt: str, device=None, ema: bool = True, impl: Optional[str]
     """The generator of a fastgan checkpoint (``G_ema`` by default), in eval mode.
 
     ``impl``: op backend for this machine (None: best available; the training run's choice is
-    not reused because it may not exist here)."""
+    not reused because it may not exist here).  ValueError for a device or backend that does
+    not exist here and for a file that is not a fastgan training checkpoint."""
     from .train.checkpoint import load_checkpoint
-    state = load_checkpoint(ckpt, map_location="cpu")
-    if "G_kwargs" not in state:
-        raise ValueError(f"{ckpt!r} is not a fastgan training checkpoint (no 'G_kwargs'); for "
-                         "rosinality checkpoints use fastgan.models.load_rosinality")
-    kw = dict(state["G_kwargs"], impl=impl)
+    from .train.config import check_device, check_impl
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(device).type != "cuda":
+    device = check_device(device, "device")
+    check_impl(impl, device)
+    # no required keys: what generate needs (G_kwargs) is checked below, naming foreign formats
+    state = load_checkpoint(ckpt, map_location="cpu", required=())
+    if "G_kwargs" not in state:
+        if "g_ema" in state:
+            raise ValueError(f"{ckpt!r} is a rosinality stylegan2-pytorch checkpoint (it holds "
+                             "'g_ema'), not a fastgan training checkpoint: load it in Python with "
+                             "fastgan.models.load_rosinality(path)")
+        raise ValueError(f"{ckpt!r} is not a fastgan training checkpoint (no 'G_kwargs'; keys "
+                         f"{sorted(map(str, state))[:6]}); for rosinality checkpoints use "
+                         "fastgan.models.load_rosinality")
+    kw = dict(state["G_kwargs"], impl=impl)
+    if device.type != "cuda":
         kw.update(num_fp16_res=0, channels_last=False)  # the fp16 recipe is GPU-only
     G = Generator(**kw)
     G.load_state_dict(state["G_ema" if ema else "G"])
@@ -64,9 +84,11 @@ def load_generator(ckpt: str, device=None, ema: bool = True, impl: Optional[str]
 
 
 def seed_latents(G: Generator, seeds: Sequence[int]) -> torch.Tensor:
-    """``z`` for each seed: ``RandomState(seed).randn(z_dim)`` (float32, on G's device)."""
+    """``z`` for each seed: ``RandomState(seed).randn(z_dim)`` (float32, on G's device); seeds
+    must be in [0, 2^32) (one outside is an error, not silently wrapped)."""
     dev = next(G.parameters()).device
-    z = np.stack([np.random.RandomState(int(s) % 2 ** 32).randn(G.z_dim) for s in seeds])
+    z = np.stack([np.random.RandomState(_check_seed(int(s), "seed_latents")).randn(G.z_dim)
+                  for s in seeds])
     return torch.from_numpy(z).float().to(dev)
 
 

@@ -1,10 +1,15 @@
 """Image datasets read from a folder or a ``.zip``, and :func:`open_dataset`, the one entry point.
 
 :class:`ImageFolderDataset` reads ``.png .jpg .jpeg .webp .bmp`` files (any case) found
-recursively under a directory, or anywhere inside a zip archive, in sorted order of their relative
-paths.  It follows the common fastgan dataset interface: ``ds[i] -> (image, label)`` with
-``image`` a contiguous ``torch.uint8 [C, R, R]`` tensor and ``label`` an int, plus
-``resolution``, ``num_channels``, ``num_classes`` and ``name``.
+recursively under a directory (symlinked folders followed, each real folder read once), or
+anywhere inside a zip archive, in sorted order of their relative paths.  Hidden files and folders
+(any path component starting with ``.``: ``.ipynb_checkpoints``, ``._x.png``) and ``__MACOSX``
+folders are skipped at any depth.  Zip entry names are normalised: backslashes (zips made on
+Windows) are separators and a leading ``./`` or ``/`` is dropped.
+
+It follows the common fastgan dataset interface: ``ds[i] -> (image, label)`` with ``image`` a
+contiguous ``torch.uint8 [C, R, R]`` tensor and ``label`` an int, plus ``resolution``,
+``num_channels``, ``num_classes`` and ``name``.
 
 Decoding, per image:
 
@@ -64,17 +69,55 @@ class UnreadableImageError(OSError):
 # listing and labels
 # ------------------------------------------------------------------------------------------------
 
+def _is_hidden(rel: str) -> bool:
+    """True when a component of ``rel`` is hidden (``.ipynb_checkpoints``, ``._x.png`` resource
+    forks, ``.git``) or is ``__MACOSX``: such files are never part of a dataset."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in rel.split("/"))
+
+
 def _is_image_name(rel: str) -> bool:
-    """True for an image file name; macOS resource forks (``._x.png``, ``__MACOSX/``) are not."""
-    base = rel.rsplit("/", 1)[-1]
-    if base.startswith("._") or rel.startswith("__MACOSX/"):
-        return False
-    return os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
+    """True for an image file name (``rel`` normalised, '/'-separated) that is not hidden."""
+    return not _is_hidden(rel) and os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _normalise_member(name: str) -> str:
+    """A zip entry name or dataset.json path as '/'-separated and relative: Windows tools write
+    backslashes, others a leading ``./`` or ``/`` (the empty string for the root itself)."""
+    return "/".join(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+
+
+def _zip_members(namelist: list[str]) -> dict[str, str]:
+    """{normalised name: name as stored} of the files (not folders) of a zip."""
+    members: dict[str, str] = {}
+    for raw in namelist:
+        rel = _normalise_member(raw)
+        if rel and not raw.endswith(("/", "\\")):
+            members.setdefault(rel, raw)
+    return members
 
 
 def _list_directory(root: str) -> list[str]:
+    """Image files under ``root``, relative and sorted.  Symlinked folders are followed (datasets
+    are often assembled from links), but a folder already read is not read again, so a link
+    loop cannot recurse forever; hidden folders are not entered at all."""
     names = []
-    for dirpath, _dirnames, filenames in os.walk(root):
+    seen = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep = []
+        # real folders first, so a link to a sibling folder is the one left out, not the folder
+        for d in sorted(dirnames, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d)):
+            if _is_hidden(d):
+                continue
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            if real in seen:
+                warnings.warn(f"fastgan.data: not reading {full} again: it is {real}, already "
+                              "read through another path (a symlink loop, or two symlinks to one "
+                              "folder)", RuntimeWarning, stacklevel=3)
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = sorted(keep)
         rel_dir = os.path.relpath(dirpath, root)
         for f in filenames:
             rel = f if rel_dir == "." else os.path.join(rel_dir, f)
@@ -82,6 +125,42 @@ def _list_directory(root: str) -> list[str]:
             if _is_image_name(rel):
                 names.append(rel)
     return sorted(names)
+
+
+def _wrapper_dirs(names: list[str]) -> list[str]:
+    """``["", "a/", "a/b/", ...]``: the root, then each folder that alone holds every image.
+
+    ``zip -r pets.zip pets/`` stores ``pets/cats/x.png``, so the dataset's real root is ``pets/``;
+    this finds it (and deeper ones, e.g. ``home/me/pets/`` from a zip of an absolute path).
+    """
+    chain = [""]
+    rest = names
+    while rest and all("/" in n for n in rest):
+        tops = {n.split("/", 1)[0] for n in rest}
+        if len(tops) != 1:
+            break
+        chain.append(chain[-1] + tops.pop() + "/")
+        rest = [n.split("/", 1)[1] for n in rest]
+    return chain
+
+
+def _class_root(names: list[str]) -> str:
+    """The folder whose sub-folders are the classes: the innermost wrapper folder, unless every
+    image lies directly in it (then it is the one class itself, and its parent is the root)."""
+    chain = _wrapper_dirs(names)
+    if len(chain) > 1 and all("/" not in n[len(chain[-1]):] for n in names):
+        return chain[-2]
+    return chain[-1]
+
+
+def _find_label_file(names: list[str], exists: Any) -> Optional[str]:
+    """Where dataset.json is: at the root (NVlabs) or, failing that, in the outermost wrapper
+    folder that has one (a prepared dataset zipped with its folder); None when there is none.
+    ``exists(rel)`` says whether a file is there; label paths are relative to its folder."""
+    for prefix in _wrapper_dirs(names):
+        if exists(prefix + LABEL_FILE):
+            return prefix + LABEL_FILE
+    return None
 
 
 def _parse_label_file(text: Union[str, bytes], where: str) -> tuple[Optional[dict[str, int]],
@@ -108,7 +187,7 @@ def _parse_label_file(text: Union[str, bytes], where: str) -> tuple[Optional[dic
             raise ValueError(f"{where}: each label must be [relative_path, class] with a "
                              f"non-negative int class (vector labels are not supported), got "
                              f"{entry!r}")
-        labels[entry[0].replace("\\", "/")] = entry[1]
+        labels[_normalise_member(entry[0])] = entry[1]
     names = data.get("class_names")
     num_classes = max(labels.values(), default=-1) + 1
     if not (isinstance(names, list) and len(names) == num_classes
@@ -118,20 +197,27 @@ def _parse_label_file(text: Union[str, bytes], where: str) -> tuple[Optional[dic
 
 
 def read_label_file(path: PathLike) -> Optional[dict[str, int]]:
-    """The ``{relative path: class}`` labels of the ``dataset.json`` at the root of a folder or
-    zip, or None when there is no such file or its labels are null."""
+    """The ``{relative path: class}`` labels of the ``dataset.json`` of a folder or zip (at its
+    root, or in the folder that alone holds every image; paths relative to that folder), or
+    None when there is no such file or its labels are null."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        label_path = os.path.join(path, LABEL_FILE)
-        if not os.path.isfile(label_path):
+        def exists(rel: str) -> bool:
+            return os.path.isfile(os.path.join(path, rel))
+        names = [] if exists(LABEL_FILE) else _list_directory(path)
+        rel = _find_label_file(names, exists)
+        if rel is None:
             return None
-        with open(label_path, "rb") as f:
-            return _parse_label_file(f.read(), label_path)[0]
+        with open(os.path.join(path, rel), "rb") as f:
+            return _parse_label_file(f.read(), os.path.join(path, rel))[0]
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
-            if LABEL_FILE not in z.namelist():
+            members = _zip_members(z.namelist())
+            rel = _find_label_file(sorted(n for n in members if _is_image_name(n)),
+                                   members.__contains__)
+            if rel is None:
                 return None
-            return _parse_label_file(z.read(LABEL_FILE), f"{path}:{LABEL_FILE}")[0]
+            return _parse_label_file(z.read(members[rel]), f"{path}:{rel}")[0]
     return None
 
 
@@ -197,10 +283,14 @@ class ImageFolderDataset(Dataset):
         resolution: output side R, a power of two >= 4; every image is resized (shorter side
             to R) and centre-cropped.  None takes R from the first image, which must then be
             square with a power-of-two side.
-        use_labels: read class labels.  A ``dataset.json`` at the root (NVlabs' format) is
-            authoritative: its labels are used, and ``"labels": null`` there is an error.
-            Without one, the first-level sub-folder names are the classes (sorted names are
-            0..K-1).  False: ``num_classes = 0`` and every label is 0.
+        use_labels: read class labels.  A ``dataset.json`` (NVlabs' format) at the root, or in
+            the one folder that holds every image, is authoritative: its labels are used, and
+            ``"labels": null`` there is an error.  Without one, the first-level sub-folder names
+            are the classes (sorted names are 0..K-1); a single folder wrapping the whole
+            dataset (``zip -r pets.zip pets/`` stores ``pets/cats/x.png``) is looked through, so
+            the classes are ``cats``, ... not ``pets``.  Sub-folders giving only one class are an
+            error (a conditional model cannot learn from it); a dataset.json with one class is
+            obeyed with a warning.  False: ``num_classes = 0`` and every label is 0.
         num_channels: 3 (RGB) or 1 (greyscale).
 
     Attributes (besides the interface ones): ``image_paths`` (relative, '/'-separated, sorted),
@@ -209,8 +299,9 @@ class ImageFolderDataset(Dataset):
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is neither a directory nor a zip; it holds no images; labels were
-            asked for but there are none; ``resolution=None`` with a non-square or
-            non-power-of-two first image, or with no readable image at all.
+            asked for but there are none, or sub-folders give only one class;
+            ``resolution=None`` with a non-square or non-power-of-two first image, or with no
+            readable image at all.
     """
 
     def __init__(self, path: PathLike, resolution: Optional[int] = None,
@@ -229,20 +320,17 @@ class ImageFolderDataset(Dataset):
         self._zip: Optional[zipfile.ZipFile] = None
         self._zip_pid: Optional[int] = None
         self._bad: set[int] = set()
+        # zip entries whose stored name differs from the normalised one in image_paths
+        self._stored_names: dict[str, str] = {}
         if os.path.isdir(self.path):
             self._is_zip = False
             names = _list_directory(self.path)
-            label_path = os.path.join(self.path, LABEL_FILE)
-            label_text = None
-            if os.path.isfile(label_path):
-                with open(label_path, "rb") as f:
-                    label_text = f.read()
+            members: Optional[dict[str, str]] = None
         elif zipfile.is_zipfile(self.path):
             self._is_zip = True
-            z = self._zipfile()
-            all_names = z.namelist()
-            names = sorted(n for n in all_names if not n.endswith("/") and _is_image_name(n))
-            label_text = z.read(LABEL_FILE) if LABEL_FILE in all_names else None
+            members = _zip_members(self._zipfile().namelist())
+            names = sorted(n for n in members if _is_image_name(n))
+            self._stored_names = {n: members[n] for n in names if members[n] != n}
         else:
             raise ValueError(f"{where}: path {self.path!r} is neither a directory nor a .zip "
                              "archive")
@@ -257,7 +345,7 @@ class ImageFolderDataset(Dataset):
         self._labels = [0] * len(names)
         self.num_classes = 0
         if use_labels:
-            self._read_labels(label_text)
+            self._read_labels(members)
 
         if resolution is None:
             self.resolution = self._probe_resolution()
@@ -265,26 +353,61 @@ class ImageFolderDataset(Dataset):
             self.resolution = _check_resolution(resolution, where)
 
     # -------------------------------------------------------------- construction helpers
-    def _read_labels(self, label_text: Optional[bytes]) -> None:
-        where = f"{self.path}/{LABEL_FILE}" if not self._is_zip else f"{self.path}:{LABEL_FILE}"
-        if label_text is not None:
-            table, names = _parse_label_file(label_text, where)
-            if table is None:
-                raise ValueError(f"ImageFolderDataset: use_labels=True but {where} declares the "
-                                 "dataset unlabelled (\"labels\": null); pass use_labels=False")
-            missing = [n for n in self.image_paths if n not in table]
-            if missing:
-                raise ValueError(f"ImageFolderDataset: {where} has no label for {len(missing)} "
-                                 f"of the {len(self.image_paths)} images (e.g. {missing[0]!r})")
-            self._labels = [table[n] for n in self.image_paths]
-            self.num_classes = max(self._labels) + 1
-            self.class_names = names or [str(k) for k in range(self.num_classes)]
-            return
-        folders = [n.split("/", 1)[0] if "/" in n else None for n in self.image_paths]
+    def _read_labels(self, members: Optional[dict[str, str]]) -> None:
+        """Labels from dataset.json if there is one, else from the class sub-folders."""
+        if members is None:
+            def exists(rel: str) -> bool:
+                return os.path.isfile(os.path.join(self.path, rel))
+        else:
+            exists = members.__contains__
+        label_rel = _find_label_file(self.image_paths, exists)
+        if label_rel is not None:
+            where = f"{self.path}:{label_rel}" if self._is_zip else os.path.join(self.path,
+                                                                                 label_rel)
+            if members is None:
+                with open(where, "rb") as f:
+                    text = f.read()
+            else:
+                text = self._zipfile().read(members[label_rel])
+            self._read_label_file(text, where, label_rel[:-len(LABEL_FILE)])
+        else:
+            self._read_class_folders()
+        if self.num_classes == 1:
+            # the trainer's --cond check only catches 0 classes; 1 conditions on nothing
+            if label_rel is None:
+                raise ValueError(
+                    f"ImageFolderDataset: use_labels=True takes the classes from the sub-folders, "
+                    f"but all {len(self)} images in {self.path!r} are in the one folder "
+                    f"{self.class_names[0]!r}, so there is only one class; put each class's "
+                    f"images in its own sub-folder, or drop --cond (use_labels=False)")
+            warnings.warn(f"fastgan.data: {where} gives only one class to all {len(self)} "
+                          "images; a conditional model learns nothing from it", UserWarning,
+                          stacklevel=3)
+
+    def _read_label_file(self, text: bytes, where: str, prefix: str) -> None:
+        table, names = _parse_label_file(text, where)
+        if table is None:
+            raise ValueError(f"ImageFolderDataset: use_labels=True but {where} declares the "
+                             "dataset unlabelled (\"labels\": null); drop --cond "
+                             "(use_labels=False)")
+        # its paths are relative to its own folder (the root, or a wrapper folder)
+        missing = [n for n in self.image_paths
+                   if not n.startswith(prefix) or n[len(prefix):] not in table]
+        if missing:
+            raise ValueError(f"ImageFolderDataset: {where} has no label for {len(missing)} "
+                             f"of the {len(self.image_paths)} images (e.g. {missing[0]!r})")
+        self._labels = [table[n[len(prefix):]] for n in self.image_paths]
+        self.num_classes = max(self._labels) + 1
+        self.class_names = names or [str(k) for k in range(self.num_classes)]
+
+    def _read_class_folders(self) -> None:
+        root = _class_root(self.image_paths)     # "pets/" for a zip of the folder pets/
+        rels = [n[len(root):] for n in self.image_paths]
+        folders = [r.split("/", 1)[0] if "/" in r else None for r in rels]
         if all(f is None for f in folders):
             raise ValueError(f"ImageFolderDataset: use_labels=True but {self.path!r} has no class "
                              f"sub-folders and no {LABEL_FILE} with labels; put each class's "
-                             "images in its own sub-folder, or pass use_labels=False")
+                             "images in its own sub-folder, or drop --cond (use_labels=False)")
         loose = [n for n, f in zip(self.image_paths, folders) if f is None]
         if loose:
             raise ValueError(f"ImageFolderDataset: use_labels=True takes the class from the "
@@ -328,7 +451,7 @@ class ImageFolderDataset(Dataset):
     def _open(self, index: int) -> BinaryIO:
         rel = self.image_paths[index]
         if self._is_zip:
-            return io.BytesIO(self._zipfile().read(rel))
+            return io.BytesIO(self._zipfile().read(self._stored_names.get(rel, rel)))
         return open(os.path.join(self.path, rel), "rb")
 
     def _warn_bad(self, index: int, err: BaseException) -> None:
@@ -397,15 +520,17 @@ class ImageFolderDataset(Dataset):
 # ------------------------------------------------------------------------------------------------
 
 class DatasetView(Dataset):
-    """A dataset seen through ``max_size`` truncation, x-flip mirroring and/or label dropping.
+    """A dataset seen through a ``max_size`` subset, x-flip mirroring and/or label dropping.
 
-    Items ``0 .. m-1`` are the base's first ``m = min(len(base), max_size)`` items; with
-    ``xflip`` items ``m .. 2m-1`` are the same images flipped left-right (NVlabs' ``--mirror``).
-    With ``use_labels=False`` every label is 0 and ``num_classes`` is 0.
+    Items ``0 .. m-1`` are ``m = min(len(base), max_size)`` base items chosen at random by
+    ``seed``, kept in their base order (``indices``); NVlabs' choice, so the same seed keeps the
+    same images as their loader, and every class is represented, not just the first in path
+    order.  With ``xflip`` items ``m .. 2m-1`` are the same images flipped left-right (NVlabs'
+    ``--mirror``).  With ``use_labels=False`` every label is 0 and ``num_classes`` is 0.
     """
 
     def __init__(self, base: Dataset, *, use_labels: bool = True, xflip: bool = False,
-                 max_size: Optional[int] = None) -> None:
+                 max_size: Optional[int] = None, seed: int = 0) -> None:
         self.base = base
         self.resolution = base.resolution
         self.num_channels = base.num_channels
@@ -415,7 +540,17 @@ class DatasetView(Dataset):
         self.class_names = getattr(base, "class_names", None) if use_labels else None
         self.xflip = xflip
         n = len(base)
-        self._size = n if max_size is None else min(n, max_size)
+        self._indices: Optional[np.ndarray] = None
+        if max_size is not None and max_size < n:
+            order = np.arange(n)
+            np.random.RandomState(seed % (1 << 31)).shuffle(order)
+            self._indices = np.sort(order[:max_size])
+        self._size = n if self._indices is None else len(self._indices)
+
+    @property
+    def indices(self) -> list[int]:
+        """The base index of each (unflipped) item."""
+        return list(range(self._size)) if self._indices is None else self._indices.tolist()
 
     def __len__(self) -> int:
         return self._size * (2 if self.xflip else 1)
@@ -423,7 +558,8 @@ class DatasetView(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         i = _check_index(index, len(self), "DatasetView")
         flip = i >= self._size
-        img, label = self.base[i - self._size if flip else i]
+        j = i - self._size if flip else i
+        img, label = self.base[j if self._indices is None else int(self._indices[j])]
         if flip:
             img = img.flip(-1)                       # a new contiguous tensor
         return img, (label if self.use_labels else 0)
@@ -447,8 +583,11 @@ def open_dataset(spec: PathLike, resolution: Optional[int] = None, use_labels: b
             a trainer ignores them unless it trains class-conditionally.
         num_channels: None: 3 for shapes and folders, 1 for digits.
         xflip: append a left-right mirrored copy of every image (length doubles).
-        max_size: keep only the first ``max_size`` images (applied before ``xflip``).
-        seed: the seed of ``shapes`` (ignored by the others).
+        max_size: keep a random subset of ``max_size`` images, in their original order, chosen
+            by ``seed`` as NVlabs does (so a class-folder dataset keeps every class); applied
+            before ``xflip``.
+        seed: an int: the images of ``shapes`` and the ``max_size`` subset (a trainer passes
+            its run seed).
 
     Returns:
         A dataset with ``resolution``, ``num_channels``, ``num_classes`` and ``name``.
@@ -465,6 +604,7 @@ def open_dataset(spec: PathLike, resolution: Optional[int] = None, use_labels: b
             raise TypeError(f"{where}: {flag} must be a bool, got {type(value).__name__}")
     if max_size is not None:
         max_size = _check_int(max_size, "max_size", where, minimum=1)
+    seed = _check_int(seed, "seed", where)
     if num_channels is not None:
         num_channels = _check_channels(num_channels, where)
 
@@ -482,5 +622,5 @@ def open_dataset(spec: PathLike, resolution: Optional[int] = None, use_labels: b
                                 f"({', '.join(BUILTIN_DATASETS)}) nor an existing folder or .zip")
 
     if xflip or (max_size is not None and max_size < len(base)):
-        return DatasetView(base, xflip=xflip, max_size=max_size)
+        return DatasetView(base, xflip=xflip, max_size=max_size, seed=seed)
     return base

@@ -15,6 +15,7 @@ Channels at resolution ``r``: ``min(channel_base // r, channel_max)``; with the 
 from __future__ import annotations
 
 import math
+import operator
 from typing import Optional, Sequence
 
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from ..nn import ConstantInput, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStdDev
 from ..nn import ModulatedConv2d, ToRGB
-from ..nn._util import no_autocast
+from ..nn._util import check_int, no_autocast
 from ..ops import upsample2d
 
 __all__ = ["Generator", "SynthesisNetwork", "SynthesisBlock", "Discriminator",
@@ -31,18 +32,27 @@ __all__ = ["Generator", "SynthesisNetwork", "SynthesisBlock", "Discriminator",
 NOISE_MODES = ("random", "const", "none")
 
 
-def _check_resolution(img_resolution: int, name: str) -> int:
-    if not isinstance(img_resolution, int) or img_resolution < 4 or \
-            img_resolution & (img_resolution - 1):
+def _check_resolution(img_resolution: int, name: str) -> tuple[int, int]:
+    """(img_resolution as an int, its log2).  numpy / torch integer scalars count (sizes often
+    come from arrays or configs); bools and floats do not."""
+    res = None
+    if not isinstance(img_resolution, bool):
+        try:
+            res = operator.index(img_resolution)
+        except TypeError:
+            pass
+    if res is None or res < 4 or res & (res - 1):
         raise ValueError(f"{name}: img_resolution must be a power of two >= 4, got "
                          f"{img_resolution!r}")
-    return int(math.log2(img_resolution))
+    return res, res.bit_length() - 1
 
 
 def channels_per_resolution(img_resolution: int, channel_base: int = 32768,
                             channel_max: int = 512) -> dict[int, int]:
     """``{r: min(channel_base // r, channel_max)}`` for r = 4, 8, ..., img_resolution."""
-    log2 = _check_resolution(img_resolution, "channels_per_resolution")
+    img_resolution, log2 = _check_resolution(img_resolution, "channels_per_resolution")
+    channel_base = check_int(channel_base, "channel_base", "channels_per_resolution")
+    channel_max = check_int(channel_max, "channel_max", "channels_per_resolution")
     chans = {2 ** i: min(channel_base // 2 ** i, channel_max) for i in range(2, log2 + 1)}
     if min(chans.values()) < 1:
         raise ValueError(f"channel_base={channel_base} gives no channels at {img_resolution}^2 "
@@ -139,9 +149,13 @@ class SynthesisNetwork(nn.Module):
                  fused_modconv: bool = True, channels_last: bool = False,
                  impl: Optional[str] = None):
         super().__init__()
-        log2 = _check_resolution(img_resolution, "SynthesisNetwork")
-        if img_channels < 1:
-            raise ValueError(f"SynthesisNetwork: img_channels must be >= 1, got {img_channels}")
+        cls = "SynthesisNetwork"
+        img_resolution, log2 = _check_resolution(img_resolution, cls)
+        img_channels = check_int(img_channels, "img_channels", cls)
+        w_dim = check_int(w_dim, "w_dim", cls)
+        channel_base = check_int(channel_base, "channel_base", cls)
+        channel_max = check_int(channel_max, "channel_max", cls)
+        num_fp16_res = check_int(num_fp16_res, "num_fp16_res", cls, minimum=0)
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
@@ -210,6 +224,17 @@ class Generator(nn.Module):
                  fused_modconv: bool = True, channels_last: bool = False,
                  impl: Optional[str] = None):
         super().__init__()
+        # checked here too, so that a bad value is named as Generator's argument
+        cls = "Generator"
+        z_dim = check_int(z_dim, "z_dim", cls, minimum=0)
+        w_dim = check_int(w_dim, "w_dim", cls)
+        c_dim = check_int(c_dim, "c_dim", cls, minimum=0)
+        img_resolution, _ = _check_resolution(img_resolution, cls)
+        img_channels = check_int(img_channels, "img_channels", cls)
+        channel_base = check_int(channel_base, "channel_base", cls)
+        channel_max = check_int(channel_max, "channel_max", cls)
+        mapping_layers = check_int(mapping_layers, "mapping_layers", cls)
+        num_fp16_res = check_int(num_fp16_res, "num_fp16_res", cls, minimum=0)
         self.z_dim, self.w_dim, self.c_dim = z_dim, w_dim, c_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(
@@ -365,7 +390,19 @@ class Discriminator(nn.Module):
                  mapping_layers: int = 8, resample_filter: Sequence[float] = (1, 3, 3, 1),
                  channels_last: bool = False, impl: Optional[str] = None):
         super().__init__()
-        log2 = _check_resolution(img_resolution, "Discriminator")
+        cls = "Discriminator"
+        img_resolution, log2 = _check_resolution(img_resolution, cls)
+        c_dim = check_int(c_dim, "c_dim", cls, minimum=0)
+        img_channels = check_int(img_channels, "img_channels", cls)
+        channel_base = check_int(channel_base, "channel_base", cls)
+        channel_max = check_int(channel_max, "channel_max", cls)
+        if mbstd_group_size is not None:
+            mbstd_group_size = check_int(mbstd_group_size, "mbstd_group_size", cls)
+        mbstd_num_channels = check_int(mbstd_num_channels, "mbstd_num_channels", cls, minimum=0)
+        num_fp16_res = check_int(num_fp16_res, "num_fp16_res", cls, minimum=0)
+        if cmap_dim is not None:
+            cmap_dim = check_int(cmap_dim, "cmap_dim", cls)
+        mapping_layers = check_int(mapping_layers, "mapping_layers", cls)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.channels = channels_per_resolution(img_resolution, channel_base, channel_max)
         self.resolutions = [2 ** i for i in range(log2, 2, -1)]
@@ -399,9 +436,15 @@ class Discriminator(nn.Module):
             raise ValueError(f"img must be [N, img_channels={self.img_channels}, {r}, {r}], got "
                              f"shape {tuple(img.shape)}")
         if self.c_dim > 0:
-            if c is None or c.dim() != 2 or c.shape != (img.shape[0], self.c_dim):
-                raise ValueError(f"c must be [N={img.shape[0]}, c_dim={self.c_dim}], got "
-                                 f"{None if c is None else tuple(c.shape)}")
+            if not isinstance(c, Tensor) or c.dim() != 2 or c.shape != (img.shape[0], self.c_dim):
+                got = tuple(c.shape) if isinstance(c, Tensor) else c if c is None \
+                    else type(c).__name__
+                raise ValueError(f"Discriminator: c must be [N={img.shape[0]}, "
+                                 f"c_dim={self.c_dim}], got {got}")
+        elif c is not None and not (isinstance(c, Tensor) and c.dim() == 2 and c.shape[1] == 0):
+            # as the Generator: a label given to an unconditional model is a mistake, not a no-op
+            got = tuple(c.shape) if isinstance(c, Tensor) else type(c).__name__
+            raise ValueError(f"Discriminator: c_dim is 0: c must be None or [N, 0], got {got}")
         x = self.b4.fromrgb(img.to(_float_dtype(self))) if r == 4 else None
         for block in self.blocks():
             x = block(x, img, force_fp32=force_fp32)

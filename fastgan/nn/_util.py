@@ -7,6 +7,7 @@ autocast.  The layer's output is in the compute dtype.
 """
 from __future__ import annotations
 
+import operator
 from typing import Optional, Sequence
 
 import torch
@@ -15,7 +16,7 @@ from torch import Tensor
 from ..ops.bias_act import ACTIVATIONS
 
 __all__ = ["compute_dtype", "no_autocast", "scaled_param", "resolve_activation",
-           "check_int", "memory_format", "filter_buffer"]
+           "check_int", "check_float", "memory_format", "filter_buffer"]
 
 # rosinality's names for the activations, and None, map onto fastgan.ops.bias_act's
 _ACT_ALIASES = {None: "linear", "fused_lrelu": "lrelu", "fused_leaky_relu": "lrelu",
@@ -58,10 +59,25 @@ def resolve_activation(activation: Optional[str], cls: str) -> str:
 
 
 def check_int(v, name: str, cls: str, minimum: int = 1) -> int:
-    """v itself when it is an int (not a bool) >= minimum, else a ValueError."""
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+    """v as a Python int when it is an integer >= minimum, else a ValueError.  Integer scalars of
+    numpy and torch count (``operator.index``: sizes often come from arrays or configs); bools and
+    floats do not."""
+    i = None
+    if not isinstance(v, bool) and not (isinstance(v, Tensor) and v.dtype == torch.bool):
+        try:
+            i = operator.index(v)
+        except TypeError:
+            pass
+    if i is None or i < minimum:
         raise ValueError(f"{cls}: {name} must be an int >= {minimum}, got {v!r}")
-    return v
+    return i
+
+
+def check_float(t: Tensor, name: str, cls: str) -> None:
+    """A TypeError unless t is a floating-point tensor: an integer input would otherwise run
+    integer math (the scaled weights truncated to zero) and return garbage quietly."""
+    if not t.is_floating_point():
+        raise TypeError(f"{cls}: {name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
 def memory_format(x: Tensor) -> torch.memory_format:

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from ..ops.bias_act import ACTIVATIONS, bias_act
 from ..ops.conv2d_resample import conv2d_resample
-from ._util import (check_int, compute_dtype, filter_buffer, no_autocast, resolve_activation,
-                    scaled_param)
+from ._util import (check_float, check_int, compute_dtype, filter_buffer, no_autocast,
+                    resolve_activation, scaled_param)
 
 __all__ = ["EqualLinear", "EqualConv2d"]
 
@@ -59,6 +59,7 @@ class EqualLinear(nn.Module):
         self.activation = resolve_activation(activation, cls)
         self.lr_multiplier = float(lr_multiplier)
         self.impl = impl
+        in_features, out_features = self.in_features, self.out_features
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = (nn.Parameter(torch.full((out_features,), float(bias_init)))
                      if bias else None)
@@ -70,6 +71,7 @@ class EqualLinear(nn.Module):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{type(self).__name__}: x must be [N, in_features="
                              f"{self.in_features}] (or [..., {self.in_features}]), got {shape}")
+        check_float(x, "x", type(self).__name__)
         dt = compute_dtype(x)
         with no_autocast(x):
             lead = x.shape[:-1]
@@ -142,6 +144,8 @@ class EqualConv2d(nn.Module):
         self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
         self.lr_multiplier = float(lr_multiplier)
         self.impl = impl
+        in_channels, out_channels = self.in_channels, self.out_channels
+        kernel_size = self.kernel_size
         self.padding = kernel_size // 2
         self.weight = nn.Parameter(
             torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_multiplier)
@@ -156,6 +160,7 @@ class EqualConv2d(nn.Module):
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{type(self).__name__}: x must be [N, in_channels="
                              f"{self.in_channels}, H, W], got {shape}")
+        check_float(x, "x", type(self).__name__)
         dt = compute_dtype(x)
         with no_autocast(x):
             x = x.to(dt)

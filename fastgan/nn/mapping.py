@@ -1,6 +1,7 @@
 """StyleGAN2's mapping network z (+ c) -> w (NVlabs ``MappingNetwork`` semantics)."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -15,6 +16,13 @@ __all__ = ["MappingNetwork", "normalize_2nd_moment"]
 def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """``x * rsqrt(mean(x^2, dim) + eps)`` (rosinality's ``PixelNorm``)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def _is_finite_number(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except TypeError:
+        return False
 
 
 def _shape(t) -> object:
@@ -70,6 +78,7 @@ class MappingNetwork(nn.Module):
         self.w_avg_beta = None if w_avg_beta is None else float(w_avg_beta)
         self.normalize_z = bool(normalize_z)
         self.impl = impl
+        z_dim, c_dim, w_dim, num_layers = self.z_dim, self.c_dim, self.w_dim, self.num_layers
         if embed_features is None:
             embed_features = w_dim if c_dim else 0
         if layer_features is None:
@@ -77,6 +86,7 @@ class MappingNetwork(nn.Module):
         self.embed_features = check_int(embed_features, "embed_features", cls,
                                         minimum=1 if c_dim else 0)
         self.layer_features = check_int(layer_features, "layer_features", cls)
+        embed_features, layer_features = self.embed_features, self.layer_features
         if z_dim + (embed_features if c_dim else 0) == 0:
             raise ValueError(f"{cls}: z_dim and c_dim are both 0: the network has no input")
 
@@ -114,6 +124,13 @@ class MappingNetwork(nn.Module):
                 truncation_psi: float = 1.0, truncation_cutoff: Optional[int] = None,
                 update_emas: bool = False) -> Tensor:
         self._check_inputs(z, c)
+        if not isinstance(truncation_psi, Tensor) and not _is_finite_number(truncation_psi):
+            # nan / inf would turn every w (and so every image) into nan
+            raise ValueError(f"{type(self).__name__}: truncation_psi must be a finite number, "
+                             f"got {truncation_psi!r}")
+        if truncation_cutoff is not None:
+            truncation_cutoff = check_int(truncation_cutoff, "truncation_cutoff",
+                                          type(self).__name__, minimum=0)
         ref = z if self.z_dim > 0 else c
         dt = torch.float64 if ref.dtype == torch.float64 else torch.float32
         with no_autocast(ref):
@@ -128,7 +145,8 @@ class MappingNetwork(nn.Module):
             for layer in self.layers:
                 x = layer(x)
 
-            if update_emas and self.w_avg_beta is not None:
+            # an empty batch has no mean (nan), which would stay in w_avg for good
+            if update_emas and self.w_avg_beta is not None and x.shape[0] > 0:
                 with torch.no_grad():
                     self.w_avg.copy_(x.detach().mean(0).to(self.w_avg.dtype)
                                      .lerp(self.w_avg, self.w_avg_beta))

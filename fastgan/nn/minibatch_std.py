@@ -31,7 +31,7 @@ class MinibatchStdDev(nn.Module):
     def __init__(self, group_size: Optional[int] = 4, num_channels: int = 1):
         super().__init__()
         if group_size is not None:
-            check_int(group_size, "group_size", "MinibatchStdDev")
+            group_size = check_int(group_size, "group_size", "MinibatchStdDev")
         self.group_size = group_size
         self.num_channels = check_int(num_channels, "num_channels", "MinibatchStdDev")
 

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from ..ops.bias_act import ACTIVATIONS
 from ..ops.modulated_conv2d import modulated_conv2d
 from ..ops.upfirdn2d import upsample2d
-from ._util import check_int, compute_dtype, filter_buffer, no_autocast, resolve_activation
+from ._util import (check_float, check_int, compute_dtype, filter_buffer, no_autocast,
+                    resolve_activation)
 from .equalized import EqualLinear
 
 __all__ = ["ModulatedConv2d", "ToRGB", "NoiseInjection", "ConstantInput"]
@@ -33,6 +34,8 @@ def _check_x_w(cls: str, x, w, in_channels: int, w_dim: int) -> None:
         raise ValueError(f"{cls}: x must be [N, in_channels={in_channels}, H, W], got {_shape(x)}")
     if not isinstance(w, Tensor) or w.dim() != 2 or w.shape[1] != w_dim or w.shape[0] != x.shape[0]:
         raise ValueError(f"{cls}: w must be [N={x.shape[0]}, w_dim={w_dim}], got {_shape(w)}")
+    check_float(x, "x", cls)
+    check_float(w, "w", cls)
 
 
 def _broadcasts_to(shape, target) -> bool:
@@ -106,7 +109,7 @@ class ModulatedConv2d(nn.Module):
         self.w_dim = check_int(w_dim, "w_dim", cls)
         self.up = check_int(up, "up", cls)
         if resolution is not None:
-            check_int(resolution, "resolution", cls)
+            resolution = check_int(resolution, "resolution", cls)
         self.resolution = resolution
         self.demodulate = bool(demodulate)
         self.activation = resolve_activation(activation, cls)
@@ -115,6 +118,8 @@ class ModulatedConv2d(nn.Module):
         self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
         self.fused_modconv = bool(fused_modconv)
         self.impl = impl
+        in_channels, out_channels = self.in_channels, self.out_channels
+        kernel_size, w_dim = self.kernel_size, self.w_dim
         self.padding = kernel_size // 2
         self.style_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
 
@@ -220,6 +225,8 @@ class ToRGB(nn.Module):
         self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
         self.fused_modconv = bool(fused_modconv)
         self.impl = impl
+        in_channels, img_channels = self.in_channels, self.img_channels
+        kernel_size, w_dim = self.kernel_size, self.w_dim
         self.padding = kernel_size // 2
         self.style_gain = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0, impl=impl)
@@ -246,6 +253,7 @@ class ToRGB(nn.Module):
                 raise ValueError(f"{cls}: skip must be [N, img_channels, OH, OW] = [{n}, {c}, "
                                  f"{oh}, {ow}] or [{n}, {c}, {oh // 2}, {ow // 2}], got "
                                  f"{_shape(skip)}")
+            check_float(skip, "skip", cls)
             sh, sw = skip.shape[2], skip.shape[3]
             if (sh, sw) == (oh // 2, ow // 2) and sh * 2 == oh and sw * 2 == ow:
                 skip = upsample2d(skip, self.resample_filter, up=2, impl=self.impl)
@@ -276,6 +284,7 @@ class NoiseInjection(nn.Module):
     def forward(self, image: Tensor, noise: Optional[Tensor] = None) -> Tensor:
         if not isinstance(image, Tensor) or image.dim() != 4:
             raise ValueError(f"NoiseInjection: image must be [N, C, H, W], got {_shape(image)}")
+        check_float(image, "image", "NoiseInjection")
         n, _, h, w = image.shape
         dt = compute_dtype(image)
         with no_autocast(image):
@@ -285,6 +294,8 @@ class NoiseInjection(nn.Module):
             elif not isinstance(noise, Tensor) or not _broadcasts_to(noise.shape, image.shape):
                 raise ValueError(f"NoiseInjection: noise must broadcast to [N, 1, H, W] = "
                                  f"[{n}, 1, {h}, {w}], got {_shape(noise)}")
+            else:
+                check_float(noise, "noise", "NoiseInjection")
             return image + self.weight.to(dt) * noise.to(dt)
 
 
@@ -298,8 +309,8 @@ class ConstantInput(nn.Module):
 
     def __init__(self, channels: int, size: int = 4):
         super().__init__()
-        check_int(channels, "channels", "ConstantInput")
-        check_int(size, "size", "ConstantInput")
+        channels = check_int(channels, "channels", "ConstantInput")
+        size = check_int(size, "size", "ConstantInput")
         self.input = nn.Parameter(torch.randn(1, channels, size, size))
 
     def forward(self, batch: Union[int, Tensor]) -> Tensor:

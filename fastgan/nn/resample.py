@@ -14,14 +14,13 @@ import torch
 from torch import nn
 
 from ..ops.compat.rosinality import make_kernel, upfirdn2d
+from ._util import check_int
 
 __all__ = ["Blur", "Upsample", "Downsample", "make_kernel"]
 
 
 def _check_factor(factor, cls: str) -> int:
-    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
-        raise ValueError(f"{cls}: factor must be an int >= 1, got {factor!r}")
-    return factor
+    return check_int(factor, "factor", cls)
 
 
 class Blur(nn.Module):
@@ -62,7 +61,7 @@ class Upsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2, impl: Optional[str] = None):
         super().__init__()
-        self.factor = _check_factor(factor, "Upsample")
+        self.factor = factor = _check_factor(factor, "Upsample")
         kernel = make_kernel(kernel) * (factor ** 2)
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor
@@ -85,7 +84,7 @@ class Downsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2, impl: Optional[str] = None):
         super().__init__()
-        self.factor = _check_factor(factor, "Downsample")
+        self.factor = factor = _check_factor(factor, "Downsample")
         kernel = make_kernel(kernel)
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor

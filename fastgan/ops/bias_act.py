@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -99,7 +100,8 @@ def _dense(t: Tensor) -> Tensor:
 
 
 def _inner_channels(t: Tensor, dim: int):
-    return (t.stride(dim), t.shape[dim]) if t.dim() else (1, 1)
+    # a size-1 dim's stride is arbitrary in a dense tensor (even 0); every element is channel 0
+    return (t.stride(dim), t.shape[dim]) if t.dim() and t.shape[dim] != 1 else (1, 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,6 +520,27 @@ def _check_inputs(x, b, dim, act):
     return dim
 
 
+def _number(fn: str, name: str, v) -> float:
+    if isinstance(v, Tensor) and v.numel() == 1 and v.is_floating_point():
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {v!r} ({type(v).__name__})")
+    v = float(v)
+    if math.isnan(v):
+        raise ValueError(f"{fn}: {name} must not be NaN")
+    return v
+
+
+def epilogue_args(fn: str, act: str, alpha, gain, clamp):
+    """(alpha, gain, clamp) as floats with the activation's defaults filled in; clamp -1.0 means
+    none (None or negative).  Bad values raise naming ``fn`` and the argument."""
+    spec = ACTIVATIONS[act]
+    alpha = _number(fn, "alpha", spec.def_alpha if alpha is None else alpha)
+    gain = _number(fn, "gain", spec.def_gain if gain is None else gain)
+    clamp = -1.0 if clamp is None else _number(fn, "clamp", clamp)
+    return alpha, gain, (clamp if clamp >= 0 else -1.0)
+
+
 def bias_act(x: Tensor, b: Optional[Tensor] = None, dim: int = 1, act: str = "linear",
              alpha: Optional[float] = None, gain: Optional[float] = None,
              clamp: Optional[float] = None, impl: Optional[str] = None) -> Tensor:
@@ -539,12 +562,7 @@ def bias_act(x: Tensor, b: Optional[Tensor] = None, dim: int = 1, act: str = "li
     Differentiable twice w.r.t. x and b on every backend.
     """
     dim = _check_inputs(x, b, dim, act)
-    spec = ACTIVATIONS[act]
-    alpha = float(spec.def_alpha if alpha is None else alpha)
-    gain = float(spec.def_gain if gain is None else gain)
-    clamp = float(-1 if clamp is None else clamp)
-    if clamp < 0:
-        clamp = -1.0
+    alpha, gain, clamp = epilogue_args("bias_act", act, alpha, gain, clamp)
     if impl is None and not os.environ.get("FASTGAN_IMPL", "").strip():
         impl = AUTO  # resolved per op inside each op, see _pick
     else:

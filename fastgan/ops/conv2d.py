@@ -150,10 +150,26 @@ def _want_weight_grad(ctx, w: Tensor) -> bool:
 # ATen calls
 # --------------------------------------------------------------------------------------------
 
+def single_channel_strides(t: Optional[Tensor]) -> Optional[Tensor]:
+    """``t`` [N, 1, H, W] with NCHW strides when its (size-1, hence arbitrary) channel stride is not
+    H * W, e.g. a one-channel channels_last tensor.  PyTorch's CPU convolution (oneDNN, float32)
+    mis-reads such inputs for some shapes -- e.g. [3, 1, 5, 7] with strides (35, 1, 7, 1), a
+    1 x 4 kernel at stride 4 returns garbage (torch 2.13; cf. pytorch/pytorch#82060)."""
+    if t is None or t.dim() != 4 or t.shape[1] != 1 or t.stride(1) == t.shape[2] * t.shape[3]:
+        return t
+    if t.is_contiguous():  # only the channel stride is off: re-label it, no copy
+        hw = t.shape[2] * t.shape[3]
+        return t.as_strided(t.shape, (hw, hw, t.shape[3], 1), t.storage_offset())
+    return t.contiguous()
+
+
 def _upcast(t: Optional[Tensor]) -> Optional[Tensor]:
-    """float32 copies of CPU half tensors (compute in float32, round once); else ``t``."""
-    if t is not None and t.device.type == "cpu" and t.dtype in (torch.float16, torch.bfloat16):
-        return t.float()
+    """float32 copies of CPU half tensors (compute in float32, round once); else ``t``, with
+    one-channel tensors given NCHW strides on the CPU (see ``single_channel_strides``)."""
+    if t is not None and t.device.type == "cpu":
+        t = single_channel_strides(t)
+        if t.dtype in (torch.float16, torch.bfloat16):
+            return t.float()
     return t
 
 

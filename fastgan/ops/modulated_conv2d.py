@@ -455,7 +455,7 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_inputs(x, weight, styles, noise, bias, up, down):
+def _check_inputs(x, weight, styles, noise, bias, up, down, resample_filter=None):
     fn = "modulated_conv2d"
     for name, t in (("x", x), ("weight", weight), ("styles", styles)):
         if not isinstance(t, Tensor):
@@ -476,6 +476,9 @@ def _check_inputs(x, weight, styles, noise, bias, up, down):
         if t.device != x.device:
             raise ValueError(f"{fn}: {name} must be on x's device {x.device}, got {t.device}")
     o = weight.shape[0]
+    if i == 0 or o == 0 or weight.shape[2] == 0 or weight.shape[3] == 0:
+        raise ValueError(f"{fn}: x needs at least one channel and weight at least one output "
+                         f"channel and one tap, got x {tuple(x.shape)}, weight {tuple(weight.shape)}")
     if bias is not None:
         if not isinstance(bias, Tensor):
             raise TypeError(f"{fn}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
@@ -498,6 +501,27 @@ def _check_inputs(x, weight, styles, noise, bias, up, down):
     for name, v in (("up", up), ("down", down)):
         if not _is_int(v) or v < 1:
             raise ValueError(f"{fn}: {name} must be an int >= 1, got {v!r}")
+    if resample_filter is not None and not isinstance(resample_filter, Tensor):
+        raise TypeError(f"{fn}: resample_filter must be a tensor (see fastgan.ops.setup_filter) "
+                        f"or None, got {type(resample_filter).__name__}")
+
+
+class _LeafWeightGate(torch.autograd.Function):
+    """Identity on a leaf weight whose gradient no_weight_gradients() drops as a whole: the
+    weight reaches the layer's ops along several paths (the convolution, possibly transposed or
+    flipped, and the demodulation coefficients), which would otherwise drop some of them only.
+    Downstream the weight is a computed tensor, so the ops skip their weight-gradient work
+    whenever the engine will not run this node (the R1 / path-length inner passes)."""
+
+    @staticmethod
+    def forward(ctx, w):
+        return w.view_as(w)
+
+    @staticmethod
+    def backward(ctx, g):
+        from .conv2d import weight_gradients_disabled
+
+        return None if weight_gradients_disabled() else g
 
 
 def _check_noise(noise: Tensor, shape) -> Tensor:
@@ -554,26 +578,28 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Optional[
     Returns [N, O, OH, OW] in x's dtype.  Differentiable w.r.t. x, weight, styles, noise and bias,
     twice (as deep as the epilogue's activation allows: see :func:`fastgan.ops.bias_act`).
     """
-    _check_inputs(x, weight, styles, noise, bias, up, down)
+    _check_inputs(x, weight, styles, noise, bias, up, down, resample_filter)
     if act not in _ba.ACTIVATIONS:
         raise ValueError(f"modulated_conv2d: unknown act {act!r}; expected one of "
                          f"{sorted(_ba.ACTIVATIONS)}")
-    spec = _ba.ACTIVATIONS[act]
-    alpha = float(spec.def_alpha if alpha is None else alpha)
-    gain = float(spec.def_gain if gain is None else gain)
-    clamp = -1.0 if clamp is None or clamp < 0 else float(clamp)
+    alpha, gain, clamp = _ba.epilogue_args("modulated_conv2d", act, alpha, gain, clamp)
     sym = _symmetric_padding(padding)
     impl = _resolve(impl, x.device)
 
     n = x.shape[0]
     o, i, kh, kw = weight.shape
     cdt = _cdt(x.dtype)
+    if weight.requires_grad and weight.grad_fn is None and torch.is_grad_enabled() and \
+            not torch.compiler.is_compiling():  # (the switch is ignored under compile anyway)
+        weight = _LeafWeightGate.apply(weight)
     if x.dtype == torch.float16 and demodulate:
         # NVlabs' fp16 pre-normalisation: bounds every per-sample weight by 1/sqrt(fan_in);
-        # demodulation cancels both factors.
-        weight = weight * (1 / math.sqrt(i * kh * kw) /
-                           weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
-        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+        # demodulation cancels both factors.  The norms are floored at the smallest normal
+        # number: an all-zero styles row or weight row stays 0 (as in float32) instead of 0/0.
+        weight = weight * (1 / math.sqrt(i * kh * kw) / weight.norm(
+            float("inf"), dim=[1, 2, 3], keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True).clamp_min(
+            torch.finfo(styles.dtype).tiny)
     s = styles.to(cdt)
     d = None
     if demodulate:

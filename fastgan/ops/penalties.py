@@ -30,11 +30,15 @@ They run eagerly.  ``torch.compile`` cannot differentiate a compiled graph twice
   support double backward" error at ``penalty.backward()``.
 
 The caller's tensors are never modified: x, real and fake are detached and a fresh leaf that
-requires grad is differentiated.  ``path_length_penalty`` differentiates w.r.t. the ws it is given,
-which must be part of img's graph.
+requires grad is differentiated (D is handed a view of it).  ``path_length_penalty`` differentiates
+w.r.t. the ws it is given, which must be part of img's graph.  Under ``torch.no_grad()`` the
+penalties still compute (grad mode is switched on inside them); ``torch.inference_mode()``, which
+autograd cannot run under, raises a RuntimeError.  Norms use ``torch.linalg.vector_norm``, whose
+derivative at a zero gradient is 0, so a sample D ignores gives finite parameter gradients.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Optional, Tuple, Union
 
@@ -69,6 +73,20 @@ def _check_eager(fn: str) -> None:
     if torch.compiler.is_compiling():
         raise RuntimeError(f"{fn}: gradient penalties need a double backward, which compiled / "
                            "traced graphs do not support; call it eagerly, outside torch.compile")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(f"{fn}: a gradient penalty needs autograd, which torch.inference_mode() "
+                           "disables; call it outside inference mode (under torch.no_grad() it "
+                           "works: grad mode is switched on inside)")
+
+
+def _with_grad(f):
+    """Run the penalty with grad mode on: it is a gradient by definition, so under
+    ``torch.no_grad()`` (an evaluation loop that logs it) it is still computed, not refused."""
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        with torch.enable_grad():
+            return f(*args, **kwargs)
+    return wrapper
 
 
 def _input_grad(fn: str, what: str, out: Any, x: Tensor) -> Tensor:
@@ -91,18 +109,28 @@ def _sq_norms(g: Tensor) -> Tensor:
     return g.to(_acc_dtype(g.dtype)).square().flatten(1).sum(1)
 
 
+def _norms(g: Tensor) -> Tensor:
+    """||g_n||_2 per sample n in float32 (float64 for float64).  ``vector_norm`` rather than
+    ``sqrt(sum(g^2))``: its derivative at g_n = 0 (a dead-ReLU or masked sample) is the zero
+    subgradient, where sqrt's infinite slope times 0 would put NaN in every parameter gradient."""
+    return torch.linalg.vector_norm(g.to(_acc_dtype(g.dtype)).flatten(1), dim=1)
+
+
 def _grad_penalty(fn: str, D: Callable, x: Tensor, args, kwargs, return_logits: bool):
     _check_eager(fn)
     _check_batch(fn, "x", x)
     if not callable(D):
         raise TypeError(f"{fn}: D must be callable (a module or function), got {type(D).__name__}")
     x = x.detach().requires_grad_(True)
-    logits = D(x, *args, **kwargs)
+    # D gets a view of the leaf: a leaf used as a fastgan conv weight would have its gradient
+    # dropped by no_weight_gradients() in the inner pass; a computed tensor is asked about instead
+    logits = D(x.view_as(x), *args, **kwargs)
     penalty = _sq_norms(_input_grad(fn, "D", logits, x)).mean()
     return (penalty, logits) if return_logits else penalty
 
 
 @torch.compiler.disable
+@_with_grad
 def r1_penalty(D: Callable, x: Tensor, *args, return_logits: bool = False, **kwargs):
     """R1 penalty on real samples: ``mean_n || d D(x, *args, **kwargs).sum() / d x_n ||^2``.
 
@@ -127,6 +155,7 @@ def r1_penalty(D: Callable, x: Tensor, *args, return_logits: bool = False, **kwa
 
 
 @torch.compiler.disable
+@_with_grad
 def r2_penalty(D: Callable, x: Tensor, *args, return_logits: bool = False, **kwargs):
     """R2 penalty on fake samples: the same computation as :func:`r1_penalty`, at generated
     samples.  x (e.g. ``G(z)``) is detached internally: the penalty regularises D only and no
@@ -135,6 +164,7 @@ def r2_penalty(D: Callable, x: Tensor, *args, return_logits: bool = False, **kwa
 
 
 @torch.compiler.disable
+@_with_grad
 def wgan_gp_penalty(critic: Callable, real: Tensor, fake: Tensor, *args,
                     generator: Optional[torch.Generator] = None, **kwargs) -> Tensor:
     """WGAN-GP: ``mean_n (|| d critic(x^).sum() / d x^_n ||_2 - 1)^2`` at the interpolates
@@ -168,11 +198,12 @@ def wgan_gp_penalty(critic: Callable, real: Tensor, fake: Tensor, *args,
     u = torch.rand(shape, generator=generator, device=real.device,
                    dtype=_acc_dtype(real.dtype)).to(real.dtype)
     x = (real + u * (fake - real)).requires_grad_(True)
-    g = _input_grad(fn, "critic", critic(x, *args, **kwargs), x)
-    return (_sq_norms(g).sqrt() - 1).square().mean()
+    g = _input_grad(fn, "critic", critic(x.view_as(x), *args, **kwargs), x)  # view: see r1
+    return (_norms(g) - 1).square().mean()
 
 
 @torch.compiler.disable
+@_with_grad
 def path_length_penalty(img: Tensor, ws: Tensor, mean: Union[Tensor, float], decay: float = 0.01,
                         generator: Optional[torch.Generator] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -228,8 +259,10 @@ def path_length_penalty(img: Tensor, ws: Tensor, mean: Union[Tensor, float], dec
     noise = torch.randn(img.shape, generator=generator, device=img.device, dtype=acc)
     noise = (noise / math.sqrt(h * w)).to(img.dtype)
     g = _input_grad(fn, "the generator (img)", img * noise, ws)
-    sq = g.to(acc).square().sum(-1)
-    lengths = (sq.mean(1) if ws.dim() == 3 else sq).sqrt()
+    # sqrt(mean_i sum_j g^2) = ||g_n|| / sqrt(num_ws), by vector_norm (finite gradient at 0)
+    lengths = _norms(g)
+    if ws.dim() == 3:
+        lengths = lengths / math.sqrt(ws.shape[1])
     mean = torch.as_tensor(mean, dtype=acc, device=img.device).detach()
     if mean.numel() != 1:
         raise ValueError(f"{fn}: mean must be a scalar, got shape {tuple(mean.shape)}")

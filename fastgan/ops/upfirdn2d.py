@@ -49,6 +49,7 @@ from torch import Tensor
 
 from ._custom_op import custom_op
 from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
+from .conv2d import single_channel_strides
 
 __all__ = ["upfirdn2d", "setup_filter", "upsample2d", "downsample2d", "filter2d"]
 
@@ -180,12 +181,12 @@ def _ref(x, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, flip_filter, 
         t = k.shape[0]
         kx = (k * gain).reshape(1, 1, 1, t).repeat(c, 1, 1, 1)
         ky = k.reshape(1, 1, t, 1).repeat(c, 1, 1, 1)
-        z = F.conv2d(z, kx, stride=(1, downx), groups=c)
-        z = F.conv2d(z, ky, stride=(downy, 1), groups=c)
+        z = F.conv2d(single_channel_strides(z), kx, stride=(1, downx), groups=c)
+        z = F.conv2d(single_channel_strides(z), ky, stride=(downy, 1), groups=c)
     else:
         fh, fw = k.shape
         k = (k * gain).reshape(1, 1, fh, fw).repeat(c, 1, 1, 1)
-        z = F.conv2d(z, k, stride=(downy, downx), groups=c)
+        z = F.conv2d(single_channel_strides(z), k, stride=(downy, downx), groups=c)
     return z
 
 

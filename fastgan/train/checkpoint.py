@@ -2,11 +2,13 @@
 
     atomic_save(obj, path)                       torch.save via temp file + fsync + os.replace
     load_checkpoint(path, map_location="cpu")    -> dict; clear errors for missing / corrupt files
+                                                 (CheckpointError, a RuntimeError)
     get_rng_state() / set_rng_state(state)       python, numpy, torch CPU and CUDA generators
     get_generator_states(gens) / set_generator_states(gens, states)
                                                  extra torch.Generator objects the trainer owns
     CheckpointManager(run_dir, keep=3, prefix="ckpt")
-        .save(state, kimg, step, metric=None) -> path    .list()    .load_latest()    .best()
+        .save(state, kimg, step, metric=None) -> path    .list()    .latest()    .load_latest()
+        .best()
     resolve_resume(resume, run_dir) -> (state, path) | None    for --resume None | "auto" | PATH
 
 Run-directory layout written by :class:`CheckpointManager`::
@@ -44,7 +46,7 @@ from fastgan.utils import atomic_write, check_path
 
 __all__ = ["atomic_save", "load_checkpoint", "get_rng_state", "set_rng_state",
            "get_generator_states", "set_generator_states", "CheckpointManager", "resolve_resume",
-           "REQUIRED_KEYS"]
+           "REQUIRED_KEYS", "CheckpointError"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -53,6 +55,11 @@ REQUIRED_KEYS = ("step", "kimg")
 _RNG_KEYS = ("python", "numpy", "torch")
 LATEST_JSON = "latest.json"
 BEST_JSON = "best.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file exists but cannot be used: not loadable (truncated, corrupt, not a torch
+    file), not a dict, or lacking required keys.  The CLI reports it in one line."""
 
 
 # ---------------------------------------------------------------------------------------- files
@@ -87,27 +94,30 @@ def _read_json(path: str) -> Optional[dict]:
     return data
 
 
-def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
+def load_checkpoint(path: PathLike, map_location: Any = "cpu",
+                    required: tuple[str, ...] = REQUIRED_KEYS) -> dict:
     """Load a checkpoint written by :func:`atomic_save` / :class:`CheckpointManager` (a trusted
     file: see the module docstring).
 
-    Raises FileNotFoundError naming ``path`` if it is not a file, and RuntimeError naming it if it
-    cannot be unpickled (truncated / corrupt) or is not a dict holding :data:`REQUIRED_KEYS`."""
+    Raises FileNotFoundError naming ``path`` if it is not a file, and :class:`CheckpointError` (a
+    RuntimeError) naming it if it cannot be unpickled (truncated / corrupt) or is not a dict
+    holding the ``required`` keys (default :data:`REQUIRED_KEYS`, what resuming needs; a caller
+    that checks the contents itself, e.g. to name a foreign format, passes ``()``)."""
     path = check_path("load_checkpoint", "path", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_checkpoint: no checkpoint file at {path!r}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch.load raises many types for a damaged archive / pickle
-        raise RuntimeError(f"load_checkpoint: checkpoint {path!r} could not be loaded (truncated "
-                           f"or corrupt?): {type(e).__name__}: {e}") from e
+        raise CheckpointError(f"load_checkpoint: checkpoint {path!r} could not be loaded "
+                              f"(truncated or corrupt?): {type(e).__name__}: {e}") from e
     if not isinstance(state, dict):
-        raise RuntimeError(f"load_checkpoint: checkpoint {path!r} holds a {type(state).__name__}, "
-                           f"expected a dict")
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+        raise CheckpointError(f"load_checkpoint: checkpoint {path!r} holds a "
+                              f"{type(state).__name__}, expected a dict")
+    missing = [k for k in required if k not in state]
     if missing:
-        raise RuntimeError(f"load_checkpoint: checkpoint {path!r} lacks the required key(s) "
-                           f"{missing}")
+        raise CheckpointError(f"load_checkpoint: checkpoint {path!r} lacks the required key(s) "
+                              f"{missing}")
     return state
 
 
@@ -233,6 +243,20 @@ class CheckpointManager:
         found.sort(reverse=True)
         return [os.path.join(self.run_dir, name) for _, name in found]
 
+    def latest(self) -> Optional[str]:
+        """Path of the newest checkpoint: the one latest.json names (the last save) when that is
+        an existing checkpoint file of this manager, else the highest step; None if there are
+        none.  (The last save need not be the highest step: a run branched from an earlier
+        checkpoint of its own directory.)"""
+        record = _read_json(os.path.join(self.run_dir, LATEST_JSON))
+        name = record.get("path") if record is not None else None
+        if isinstance(name, str) and self._name_re.fullmatch(os.path.basename(name)):
+            path = os.path.join(self.run_dir, os.path.basename(name))
+            if os.path.isfile(path):
+                return path
+        found = self.list()
+        return found[0] if found else None
+
     def best(self) -> Optional[str]:
         """Path of the best checkpoint (lowest metric so far), or None if none is recorded / it is
         gone."""
@@ -273,7 +297,8 @@ class CheckpointManager:
         existing = self.list()
         if existing and self._step_of(existing[0]) > step:
             warnings.warn(f"CheckpointManager.save: step {step} is below the newest checkpoint "
-                          f"{existing[0]!r}; load_latest() picks the highest step", stacklevel=2)
+                          f"{existing[0]!r}; latest.json will name this save, which latest() and "
+                          "load_latest() prefer", stacklevel=2)
         path = self.path_for(step)
         name = os.path.basename(path)
         payload = dict(state)
@@ -289,11 +314,15 @@ class CheckpointManager:
         return path
 
     def load_latest(self, map_location: Any = "cpu") -> Optional[tuple[dict, str]]:
-        """``(state, path)`` of the newest loadable checkpoint, or None if there are none.
+        """``(state, path)`` of the newest loadable checkpoint, or None if there are none: first
+        :meth:`latest` (latest.json's), then the others by step, highest first.
 
         An unloadable checkpoint (truncated, corrupt, missing :data:`REQUIRED_KEYS`) is skipped
-        with a warning naming it; RuntimeError naming every file if none loads."""
+        with a warning naming it; CheckpointError naming every file if none loads."""
         paths = self.list()
+        first = self.latest()
+        if first is not None:
+            paths = [first] + [p for p in paths if p != first]
         errors = []
         for i, path in enumerate(paths):
             try:
@@ -306,8 +335,8 @@ class CheckpointManager:
                               f"{fallback} ({e})", stacklevel=2)
         if not paths:
             return None
-        raise RuntimeError(f"CheckpointManager: none of the {len(paths)} checkpoint(s) in "
-                           f"{self.run_dir!r} could be loaded:\n  " + "\n  ".join(errors))
+        raise CheckpointError(f"CheckpointManager: none of the {len(paths)} checkpoint(s) in "
+                              f"{self.run_dir!r} could be loaded:\n  " + "\n  ".join(errors))
 
     # ---------------------------------------------------------------------------- internals
     def _step_of(self, path: str) -> int:
@@ -359,6 +388,7 @@ def resolve_resume(resume: Optional[PathLike], run_dir: PathLike, map_location: 
         return None
     if resume == "auto":
         return CheckpointManager(run_dir, prefix=prefix).load_latest(map_location=map_location)
+    resume = os.path.expanduser(resume)
     if not os.path.isfile(resume):
         raise FileNotFoundError(f"resolve_resume: resume checkpoint {resume!r} is not an existing "
                                 f"file (resume='auto' picks the latest one in the run directory)")

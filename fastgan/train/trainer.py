@@ -21,6 +21,7 @@ uninterrupted run exactly (bit for bit on CPU).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -39,7 +40,7 @@ from ..models.stylegan2 import Discriminator, Generator
 from ..ops.penalties import PathLengthPenalty, r1_penalty
 from . import distributed as dist_
 from .distributed import max_rank_difference
-from .config import TrainConfig
+from .config import RESOLVED_CONFIG, USER_CONFIG, TrainConfig, check_impl
 
 __all__ = ["Trainer", "train", "TrainingDiverged", "build_models", "model_kwargs"]
 
@@ -213,6 +214,25 @@ class _GeneratorPass(torch.nn.Module):
         return (self.synthesis_fast if fast else self.G.synthesis)(ws), ws
 
 
+def _check_run_dir(run_dir: str, resume: Optional[str]) -> None:
+    """Refuse to mix two runs in one directory: a fresh start (or a resume from another run's
+    checkpoint) into a folder that already holds checkpoints would interleave its ckpt-*.pt with
+    the old ones, and `--resume auto` / `generate --ckpt DIR` could then pick the old run's."""
+    from .checkpoint import CheckpointManager
+    if resume == "auto":
+        return
+    found = CheckpointManager(run_dir).list()
+    if not found:
+        return
+    if resume and os.path.dirname(os.path.realpath(resume)) == os.path.realpath(run_dir):
+        return  # branching this run from one of its own checkpoints
+    names = ", ".join(os.path.basename(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+    what = f"a resume from {resume!r}" if resume else "a fresh run"
+    raise FileExistsError(f"run directory {run_dir!r} already holds checkpoints ({names}); not "
+                          f"starting {what} there: pass --resume auto to continue that run, or "
+                          "choose another --out")
+
+
 class Trainer:
     """Build everything from a :class:`TrainConfig` and train with :meth:`run`.
 
@@ -227,8 +247,12 @@ class Trainer:
         from .checkpoint import CheckpointManager, resolve_resume
 
         cfg.validate()
+        # what the user set (None: derived per resolution / batch / device), kept for config.json
+        self.user_cfg = dataclasses.replace(cfg, betas=tuple(cfg.betas), extra=dict(cfg.extra))
+        _check_run_dir(cfg.out, cfg.resume)
         self.rank, self.world, self.device = dist_.init(cfg.device)
         self.is_main = self.rank == 0
+        check_impl(cfg.impl, self.device)  # else it fails at the first forward, files written
         if dataset is None:
             dataset = open_dataset(cfg.data, resolution=cfg.resolution, use_labels=cfg.cond,
                                    xflip=cfg.mirror, max_size=cfg.max_size, seed=cfg.seed)
@@ -589,8 +613,13 @@ class Trainer:
                            start_kimg=self.cur_nimg / 1000)
         if self.is_main:
             os.makedirs(self.run_dir, exist_ok=True)
-            with open(os.path.join(self.run_dir, "config.json"), "w") as f:
-                json.dump(self.cfg.to_dict(), f, indent=2)
+            # config.json: the options as given, so `--config run/config.json --batch 64`
+            # re-derives gamma, lr, EMA, device... (a resolved copy would freeze the old ones);
+            # config_resolved.json: what this run uses (also stored in every checkpoint)
+            for name, d in ((USER_CONFIG, self.user_cfg.to_user_dict()),
+                            (RESOLVED_CONFIG, self.cfg.to_dict())):
+                with open(os.path.join(self.run_dir, name), "w") as f:
+                    json.dump(d, f, indent=2)
             if self.step == 0:
                 self._save_reals()
                 self.save_grid()
@@ -668,7 +697,7 @@ class Trainer:
         return rec
 
     def _diverged(self, rec: dict, logger) -> None:
-        last_good = self.ckpt.list()[0] if self.is_main and self.ckpt.list() else None
+        last_good = self.ckpt.latest() if self.is_main else None
         path = None
         if self.is_main:
             from .checkpoint import atomic_save
@@ -691,7 +720,7 @@ class Trainer:
         cfg = self.cfg
         n_g = sum(p.numel() for p in self.G.parameters())
         n_d = sum(p.numel() for p in self.D.parameters())
-        where = f"resumed from {self.resumed_from} at kimg {self.cur_nimg / 1000:.1f}" \
+        where = f"resumed from {self.resumed_from} at kimg {self.cur_nimg / 1000:.3f}" \
             if self.resumed_from else "fresh start"
         return (f"fastgan train: StyleGAN2 {cfg.resolution}^2, data {cfg.data} "
                 f"({len(self.dataset)} images, {self.dataset.num_channels} ch, c_dim {self.c_dim}), "

@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fastgan.data import (DatasetView, ImageFolderDataset, ShapesDataset, UnreadableImageError,
-                          open_dataset)
+                          open_dataset, read_label_file)
 
 
 def write_image(path: Path, size: tuple[int, int], seed: int, mode: str = "RGB") -> np.ndarray:
@@ -256,10 +256,12 @@ def test_open_xflip_and_max_size():
     ds = open_dataset("shapes", resolution=16, use_labels=True, xflip=True, max_size=5, seed=1)
     assert isinstance(ds, DatasetView) and len(ds) == 10
     assert (ds.resolution, ds.num_channels, ds.num_classes, ds.name) == (16, 3, 4, "shapes")
-    for i in range(5):
+    kept = ds.indices                                    # a seeded subset, in base order
+    assert len(set(kept)) == 5 and kept == sorted(kept) and max(kept) < 10000
+    for i, j in enumerate(kept):
         img, label = ds[i]
         flipped, flabel = ds[i + 5]
-        assert torch.equal(img, base[i][0]) and label == flabel == base[i][1]
+        assert torch.equal(img, base[j][0]) and label == flabel == base[j][1]
         assert flipped.is_contiguous()
         assert torch.equal(flipped, img.flip(-1)) and not torch.equal(flipped, img)
         assert torch.equal(flipped[:, :, 0], img[:, :, -1])
@@ -286,3 +288,159 @@ def test_open_dataset_errors(tmp_path):
         open_dataset("shapes", num_channels=2)
     with pytest.raises(TypeError, match="spec"):
         open_dataset(None)
+
+
+# ------------------------------------------------------------------------------------------------
+# layouts found in the wild: wrapper folders, odd zip entry names, hidden files, symlinks
+# ------------------------------------------------------------------------------------------------
+
+def three_classes(root: Path, per_class: int = 2) -> None:
+    for c, name in enumerate(("birds", "cats", "dogs")):
+        for i in range(per_class):
+            write_image(root / name / f"{i}.png", (8, 8), 10 * c + i)
+
+
+def test_zip_of_a_folder_strips_the_wrapper_folder(tmp_path):
+    # `zip -r pets.zip pets/` puts every entry under pets/: the classes are still cats, dogs, ...
+    three_classes(tmp_path / "src/pets")
+    archive = zip_folder(tmp_path / "src", tmp_path / "pets.zip")
+    ds = ImageFolderDataset(archive, resolution=8, use_labels=True)
+    assert ds.class_names == ["birds", "cats", "dogs"]
+    assert ds.image_paths[0] == "pets/birds/0.png" and ds.labels == [0, 0, 1, 1, 2, 2]
+    # the same for a folder that only wraps the dataset, and for several wrapper levels
+    assert ImageFolderDataset(tmp_path / "src", use_labels=True).class_names == \
+        ["birds", "cats", "dogs"]
+    three_classes(tmp_path / "deep/home/me/pets")
+    assert ImageFolderDataset(tmp_path / "deep", use_labels=True).class_names == \
+        ["birds", "cats", "dogs"]
+    # a loose image beside the classes is still an error, named with its full path
+    write_image(tmp_path / "src/pets/loose.png", (8, 8), 0)
+    with pytest.raises(ValueError, match="pets/loose.png"):
+        ImageFolderDataset(tmp_path / "src", use_labels=True)
+
+
+def test_zip_entry_names_are_normalised(tmp_path):
+    # Windows tools write backslashes; others write ./ or / prefixes
+    raw = {"pets\\cats\\a.png": 1, "./pets/dogs/b.png": 2, "/pets/dogs/c.png": 3}
+    archive = tmp_path / "win.zip"
+    pix = {}
+    with zipfile.ZipFile(archive, "w") as z:
+        for name, seed in raw.items():
+            pix[name] = write_image(tmp_path / f"{seed}.png", (8, 8), seed)
+            z.writestr(name, (tmp_path / f"{seed}.png").read_bytes())
+    assert sorted(zipfile.ZipFile(archive).namelist()) == sorted(raw)      # stored verbatim
+    ds = ImageFolderDataset(archive, use_labels=True)
+    assert ds.image_paths == ["pets/cats/a.png", "pets/dogs/b.png", "pets/dogs/c.png"]
+    assert ds.class_names == ["cats", "dogs"] and ds.labels == [0, 1, 1]
+    for i, name in enumerate(raw):                                         # read from the raw name
+        assert torch.equal(ds.load(i)[0], as_chw(pix[name]))
+
+
+def test_dataset_json_inside_the_wrapper_folder(tmp_path):
+    # an extracted `fastgan prepare` zip, zipped again with its folder
+    root = tmp_path / "src/ds"
+    for i in range(3):
+        write_image(root / f"00000/img{i:08d}.png", (8, 8), i)
+    labels = [[f"00000/img{i:08d}.png", k] for i, k in enumerate((2, 0, 1))]
+    (root / "dataset.json").write_text(json.dumps({"labels": labels}))
+    archive = zip_folder(tmp_path / "src", tmp_path / "ds.zip")
+    for path in (archive, tmp_path / "src"):
+        ds = ImageFolderDataset(path, use_labels=True)
+        assert ds.labels == [2, 0, 1] and ds.num_classes == 3
+        assert read_label_file(path) == dict(labels)
+    # a dataset.json at the root is authoritative: paths are relative to the root, no stripping
+    prepared = tmp_path / "prepared.zip"
+    with zipfile.ZipFile(prepared, "w") as z:
+        for i in range(3):
+            z.write(root / f"00000/img{i:08d}.png", f"00000/img{i:08d}.png")
+        z.writestr("dataset.json", json.dumps({"labels": labels}))
+    assert ImageFolderDataset(prepared, use_labels=True).labels == [2, 0, 1]
+
+
+def test_a_single_class_is_an_error_with_labels(tmp_path):
+    for i in range(2):
+        write_image(tmp_path / f"only/cats/{i}.png", (8, 8), i)
+    only_one = r"'cats', so there is only one class.*drop --cond \(use_labels=False\)"
+    with pytest.raises(ValueError, match=only_one):
+        ImageFolderDataset(tmp_path / "only", use_labels=True)
+    assert ImageFolderDataset(tmp_path / "only").num_classes == 0            # fine unconditionally
+    # an explicit dataset.json with one class is obeyed, with a warning
+    labels = [["cats/0.png", 0], ["cats/1.png", 0]]
+    (tmp_path / "only/dataset.json").write_text(json.dumps({"labels": labels}))
+    with pytest.warns(UserWarning, match="only one class"):
+        assert ImageFolderDataset(tmp_path / "only", use_labels=True).num_classes == 1
+
+
+def test_hidden_files_and_folders_are_skipped(tmp_path):
+    root = tmp_path / "ds"
+    three_classes(root, per_class=1)
+    for junk in (".ipynb_checkpoints/0-checkpoint.png", "cats/.hidden_thumb.png",
+                 "cats/.thumbs/x.png", "cats/__MACOSX/y.png", "__MACOSX/cats/._0.png",
+                 ".git/z.png"):
+        write_image(root / junk, (8, 8), 99)
+    expected = ["birds/0.png", "cats/0.png", "dogs/0.png"]
+    folder = ImageFolderDataset(root, use_labels=True)
+    zipped = ImageFolderDataset(zip_folder(root, tmp_path / "ds.zip"), use_labels=True)
+    for ds in (folder, zipped):
+        assert ds.image_paths == expected and ds.class_names == ["birds", "cats", "dogs"]
+    # a hidden folder *holding* the dataset is fine: only paths inside it are looked at
+    three_classes(tmp_path / ".cache/ds", per_class=1)
+    assert ImageFolderDataset(tmp_path / ".cache/ds").image_paths == expected
+
+
+def test_symlinked_folders_are_followed(tmp_path):
+    three_classes(tmp_path / "store", per_class=2)
+    root = tmp_path / "ds"
+    write_image(root / "ants/0.png", (8, 8), 50)
+    (root / "dogs").symlink_to(tmp_path / "store/dogs", target_is_directory=True)
+    ds = ImageFolderDataset(root, use_labels=True)
+    assert ds.image_paths == ["ants/0.png", "dogs/0.png", "dogs/1.png"]
+    assert ds.class_names == ["ants", "dogs"]
+    assert torch.equal(ds[1][0], ImageFolderDataset(tmp_path / "store/dogs")[0][0])
+    only_links = tmp_path / "links"
+    only_links.mkdir()
+    (only_links / "cats").symlink_to(tmp_path / "store/cats", target_is_directory=True)
+    assert len(ImageFolderDataset(only_links)) == 2
+
+
+def test_symlink_loops_are_not_followed(tmp_path):
+    root = tmp_path / "ds"
+    write_image(root / "cats/0.png", (8, 8), 0)
+    write_image(root / "dogs/0.png", (8, 8), 1)
+    (root / "cats/loop").symlink_to(root, target_is_directory=True)         # back to the root
+    (root / "dogs/again").symlink_to(root / "dogs", target_is_directory=True)   # to itself
+    with pytest.warns(RuntimeWarning, match="symlink loop") as record:
+        ds = ImageFolderDataset(root, use_labels=True)
+    assert ds.image_paths == ["cats/0.png", "dogs/0.png"]
+    messages = " ".join(str(w.message) for w in record)
+    assert "cats/loop" in messages and "dogs/again" in messages
+
+
+def test_error_messages_name_the_cli_flag(tmp_path):
+    write_image(tmp_path / "a.png", (8, 8), 0)
+    with pytest.raises(ValueError, match=r"drop --cond \(use_labels=False\)"):
+        ImageFolderDataset(tmp_path, use_labels=True)
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": None}))
+    with pytest.raises(ValueError, match=r"drop --cond \(use_labels=False\)"):
+        ImageFolderDataset(tmp_path, use_labels=True)
+
+
+def test_max_size_takes_a_seeded_random_subset(tmp_path):
+    three_classes(tmp_path, per_class=10)                         # birds 0-9, cats 10-19, ...
+    ds = open_dataset(tmp_path, resolution=8, use_labels=True, max_size=10, seed=3)
+    full = ImageFolderDataset(tmp_path, resolution=8, use_labels=True)
+    # NVlabs' choice, so the same seed keeps the same images as their loader
+    order = np.arange(30)
+    np.random.RandomState(3).shuffle(order)
+    expected = np.sort(order[:10]).tolist()
+    assert ds.indices == expected and len(ds) == 10
+    assert len({ds[i][1] for i in range(10)}) > 1                 # not just the first class
+    for i, j in enumerate(expected):
+        assert torch.equal(ds[i][0], full[j][0]) and ds[i][1] == full[j][1]
+    again = open_dataset(tmp_path, resolution=8, use_labels=True, max_size=10, seed=3)
+    assert again.indices == expected                              # deterministic per seed
+    assert open_dataset(tmp_path, max_size=10, seed=4).indices != expected
+    big_seed = open_dataset(tmp_path, max_size=10, seed=3 + (1 << 31))
+    assert big_seed.indices == expected                           # seed % 2**31, as NVlabs
+    with pytest.raises(TypeError, match="seed"):
+        open_dataset(tmp_path, max_size=10, seed=1.5)

@@ -3,6 +3,7 @@ config-F layer list, determinism, truncation, style mixing, conditioning, layout
 second-order penalties, torch.compile, and rosinality checkpoint conversion."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,6 +144,83 @@ def test_bad_inputs():
     Dc = small_d(c_dim=3)
     with pytest.raises(ValueError, match="c must be"):
         Dc(torch.randn(2, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"c must be \[N=2, c_dim=3\], got list"):
+        Dc(torch.randn(2, 3, 16, 16), [[1, 0, 0]] * 2)
+
+
+def test_unconditional_models_reject_c():
+    # G always raised; D used to ignore the labels quietly
+    G, D = small_g(), small_d()
+    img, c = torch.randn(4, 3, 16, 16), torch.randn(4, 5)
+    with pytest.raises(ValueError, match="c_dim is 0: c must be None or"):
+        G(torch.randn(4, 16), c)
+    with pytest.raises(ValueError, match=r"Discriminator: c_dim is 0: c must be None or \[N, 0\], "
+                                         r"got \(4, 5\)"):
+        D(img, c)
+    with torch.no_grad():  # None and NVlabs' empty [N, 0] label are fine
+        torch.testing.assert_close(D(img, torch.zeros(4, 0)), D(img), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model,kw,match", [
+    ("G", dict(c_dim=-1), "Generator: c_dim must be an int >= 0, got -1"),
+    ("D", dict(c_dim=-1), "Discriminator: c_dim must be an int >= 0, got -1"),
+    ("G", dict(z_dim=-4), "Generator: z_dim must be an int >= 0"),
+    ("G", dict(w_dim=0), "Generator: w_dim must be an int >= 1"),
+    ("G", dict(channel_max=0), "Generator: channel_max must be an int >= 1, got 0"),
+    ("D", dict(channel_max=0), "Discriminator: channel_max must be an int >= 1, got 0"),
+    ("G", dict(channel_base=-256), "Generator: channel_base must be an int >= 1"),
+    ("G", dict(img_channels=0), "Generator: img_channels must be an int >= 1"),
+    ("D", dict(img_channels=-3), "Discriminator: img_channels must be an int >= 1"),
+    ("G", dict(mapping_layers=0), "Generator: mapping_layers must be an int >= 1"),
+    ("D", dict(c_dim=3, mapping_layers=0), "Discriminator: mapping_layers must be an int >= 1"),
+    ("G", dict(num_fp16_res=-1), "Generator: num_fp16_res must be an int >= 0"),
+    ("D", dict(mbstd_num_channels=-1), "Discriminator: mbstd_num_channels must be an int >= 0"),
+    ("D", dict(mbstd_group_size=0), "Discriminator: mbstd_group_size must be an int >= 1"),
+    ("D", dict(c_dim=3, cmap_dim=0), "Discriminator: cmap_dim must be an int >= 1"),
+    ("G", dict(c_dim=2.0), "Generator: c_dim must be an int >= 0, got 2.0"),
+    ("G", dict(img_resolution=16.0), "img_resolution must be a power of two"),
+    ("D", dict(img_resolution=True), "img_resolution must be a power of two"),
+])
+def test_bad_sizes(model, kw, match):
+    with pytest.raises(ValueError, match=match):
+        (small_g if model == "G" else small_d)(**kw)
+
+
+def test_channels_per_resolution_bad_channels():
+    # channel_max=0 used to be blamed on channel_base
+    with pytest.raises(ValueError, match="channel_max must be an int >= 1, got 0"):
+        channels_per_resolution(16, 256, 0)
+    with pytest.raises(ValueError, match="channel_base must be an int >= 1, got -1"):
+        channels_per_resolution(16, -1, 32)
+
+
+@pytest.mark.parametrize("res", [np.int64(16), np.int32(16), torch.tensor(16)])
+def test_integer_scalar_sizes(res):
+    # numpy / torch integers (e.g. a resolution read from an array) used to be "not a power of 2"
+    G = small_g(res, z_dim=np.int64(16), w_dim=np.int64(16), channel_base=np.int64(128))
+    D = small_d(res, channel_base=np.int64(128), c_dim=np.int64(0))
+    assert type(G.img_resolution) is int and G.img_resolution == 16 and type(G.z_dim) is int
+    assert type(D.img_resolution) is int and D.img_resolution == 16
+    assert channels_per_resolution(res) == channels_per_resolution(16)
+    with torch.no_grad():
+        assert D(G(torch.randn(2, 16))).shape == (2, 1)
+
+
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_truncation_psi(psi):
+    # psi = nan used to be accepted and give all-nan images
+    G = small_g()
+    with pytest.raises(ValueError, match="truncation_psi must be a finite number"):
+        G(torch.randn(2, 16), truncation_psi=psi)
+    with pytest.raises(ValueError, match="truncation_psi must be a finite number"):
+        G.style_mix(torch.randn(2, 16), torch.randn(2, 16), 2, truncation_psi=psi)
+
+
+def test_empty_batch_keeps_w_avg():
+    G = randomize_(small_g())
+    before = G.mapping.w_avg.clone()
+    assert G(torch.randn(0, 16), update_emas=True).shape == (0, 3, 16, 16)
+    assert torch.equal(G.mapping.w_avg, before)
 
 
 # ------------------------------------------------------------------------------------------------

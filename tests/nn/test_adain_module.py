@@ -73,6 +73,38 @@ def test_half_x(dtype):
     torch.testing.assert_close(y.double(), _manual(mod, x, w), rtol=tol, atol=tol)
 
 
+def test_autocast_bf16():
+    """Under autocast AdaIN computes in the autocast dtype like every fastgan.nn layer; it used to
+    fail (autocast ran the style affine in bf16, which fastgan.ops.adain does not take)."""
+    torch.manual_seed(4)
+    mod = AdaIN(8, 16)
+    with torch.no_grad():
+        mod.bias.normal_()
+    x = torch.randn(2, 8, 6, 6)
+    w = torch.randn(2, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mod(x, w)
+        gamma, beta = mod.style(w)
+    assert y.dtype == torch.bfloat16
+    assert gamma.dtype == beta.dtype == torch.float32  # the style is applied in float32
+    want = _manual(mod, x, w.detach())
+    torch.testing.assert_close(y.double(), want, rtol=5e-2, atol=5e-2)
+    assert not torch.equal(y.double(), want.to(torch.float32).double())  # it really ran in bf16
+    # and trains: gradients reach the affine layer and w
+    y.float().square().sum().backward()
+    assert mod.weight.grad.isfinite().all() and mod.weight.grad.abs().sum() > 0
+    assert w.grad.isfinite().all() and w.grad.abs().sum() > 0
+
+
+def test_non_float_inputs_are_type_errors():
+    mod = AdaIN(4, 8)
+    x, w = torch.randn(2, 4, 5, 5), torch.randn(2, 8)
+    with pytest.raises(TypeError, match="AdaIN: x must be a floating-point tensor"):
+        mod(x.long(), w)
+    with pytest.raises(TypeError, match="AdaIN: w must be a floating-point tensor"):
+        mod(x, w.long())
+
+
 def test_equalized_lr_gradients():
     """d loss / d weight carries the runtime gain 1 / sqrt(w_dim) (the equalized-LR effect)."""
     torch.manual_seed(2)

@@ -3,6 +3,7 @@ torch.nn.functional (rosinality's blur + strided convolution for down=2), gradie
 autocast, torch.compile, bad input, and the impl='triton' interpreter tier."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,32 @@ def test_equal_linear_bad_input():
         EqualLinear(4, 3, activation="gelu")
     with pytest.raises(ValueError, match="in_features must be an int >= 1"):
         EqualLinear(0, 3)
+    with pytest.raises(ValueError, match="in_features must be an int >= 1"):
+        EqualLinear(4.0, 3)
+    with pytest.raises(ValueError, match="in_features must be an int >= 1"):
+        EqualLinear(True, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool])
+def test_non_float_input_is_a_type_error(dtype):
+    # an integer x used to run integer math: the scaled weight truncated to 0, zeros returned
+    x = torch.ones(2, 4, 8, 8, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"EqualLinear: x must be a floating-point tensor, got "
+                                        rf"dtype {dtype}"):
+        EqualLinear(8, 3)(torch.ones(2, 8, dtype=dtype))
+    for m in (EqualConv2d(4, 6, 3), EqualConv2d(4, 6, 3, down=2), EqualConv2d(4, 6, 1, up=2)):
+        with pytest.raises(TypeError, match="EqualConv2d: x must be a floating-point tensor"):
+            m(x)
+
+
+def test_numpy_and_torch_integer_sizes():
+    lin = EqualLinear(np.int64(8), torch.tensor(3))
+    conv = EqualConv2d(np.int32(4), np.int64(6), np.int64(3), down=np.int64(2))
+    assert type(lin.in_features) is int and type(lin.out_features) is int
+    assert lin.weight.shape == (3, 8) and lin(torch.randn(2, 8)).shape == (2, 3)
+    assert all(type(v) is int for v in (conv.in_channels, conv.out_channels, conv.kernel_size,
+                                        conv.down))
+    assert conv(torch.randn(2, 4, 8, 8)).shape == (2, 6, 4, 4)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ z normalisation, conditioning, truncation (with cutoff), the w_avg EMA, float32 
 state dict and bad input."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -104,6 +105,42 @@ def test_w_avg_ema_update():
     m2 = MappingNetwork(6, 0, 7, num_layers=2, w_avg_beta=None)
     m2(z, update_emas=True)
     assert torch.equal(m2.w_avg, torch.zeros(7))
+
+
+def test_w_avg_survives_an_empty_batch():
+    # the mean of no w is nan, and used to stay in w_avg for good (every truncated image nan)
+    m = _randomize(MappingNetwork(6, 0, 7, num_ws=3, num_layers=2))
+    old = m.w_avg.clone()
+    out = m(torch.randn(0, 6), update_emas=True)
+    assert out.shape == (0, 3, 7)
+    assert torch.equal(m.w_avg, old)
+    m(torch.randn(4, 6), update_emas=True)  # a real batch still updates it
+    assert m.w_avg.isfinite().all() and not torch.equal(m.w_avg, old)
+
+
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), -float("inf"), np.float32("nan"),
+                                 "0.5", None])
+def test_truncation_psi_must_be_a_finite_number(psi):
+    m = MappingNetwork(6, 0, 7, num_ws=3, num_layers=2)
+    with pytest.raises(ValueError, match="truncation_psi must be a finite number"):
+        m(torch.randn(2, 6), truncation_psi=psi)
+
+
+def test_truncation_psi_numpy_and_cutoff():
+    m = _randomize(MappingNetwork(6, 0, 7, num_ws=3, num_layers=2)).double()
+    z = torch.randn(2, 6, dtype=D)
+    torch.testing.assert_close(m(z, truncation_psi=np.float64(0.5), truncation_cutoff=np.int64(2)),
+                               m(z, truncation_psi=0.5, truncation_cutoff=2), rtol=0, atol=0)
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="truncation_cutoff must be an int >= 0"):
+            m(z, truncation_psi=0.5, truncation_cutoff=bad)
+
+
+def test_numpy_integer_sizes():
+    m = MappingNetwork(np.int64(6), np.int64(2), np.int64(7), num_ws=np.int64(3),
+                       num_layers=np.int64(2))
+    assert all(type(v) is int for v in (m.z_dim, m.c_dim, m.w_dim, m.num_ws, m.num_layers))
+    assert m(torch.randn(2, 6), torch.randn(2, 2)).shape == (2, 3, 7)
 
 
 def test_float32_under_autocast():

@@ -6,6 +6,7 @@ against rosinality's Upsample written out.  Also noise modes, gradients (first a
 layouts, autocast, torch.compile, bad input, and the impl='triton' interpreter tier."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -229,6 +230,37 @@ def test_modulated_conv2d_bad_input():
         ModulatedConv2d(3, 4, 3, 5)(x, w, noise_mode="const")
     with pytest.raises(ValueError, match="up must be an int >= 1"):
         ModulatedConv2d(3, 4, 3, 5, up=0)
+
+
+def test_non_float_inputs_are_type_errors():
+    # an integer w used to go through the style affine in integer math (weights truncated to 0)
+    # and quietly give a wrong image; an integer x failed deep inside torch.randn
+    m, rgb = ModulatedConv2d(3, 4, 3, 5, resolution=8), ToRGB(3, 3, 5)
+    x, w = torch.randn(2, 3, 8, 8), torch.randn(2, 5)
+    for mod in (m, rgb):
+        name = type(mod).__name__
+        with pytest.raises(TypeError, match=f"{name}: w must be a floating-point tensor"):
+            mod(x, w.long())
+        with pytest.raises(TypeError, match=f"{name}: x must be a floating-point tensor"):
+            mod(x.long(), w)
+    with pytest.raises(TypeError, match="ToRGB: skip must be a floating-point tensor"):
+        rgb(x, w, skip=torch.ones(2, 3, 8, 8, dtype=torch.long))
+    ni = NoiseInjection()
+    with pytest.raises(TypeError, match="NoiseInjection: image must be a floating-point tensor"):
+        ni(x.long())
+    with pytest.raises(TypeError, match="NoiseInjection: noise must be a floating-point tensor"):
+        ni(x, torch.ones(2, 1, 8, 8, dtype=torch.long))
+
+
+def test_numpy_integer_sizes():
+    m = ModulatedConv2d(np.int64(3), np.int64(4), np.int64(3), np.int64(5), up=np.int64(2),
+                        resolution=np.int64(8))
+    assert all(type(v) is int for v in (m.in_channels, m.out_channels, m.kernel_size, m.w_dim,
+                                        m.up, m.resolution))
+    assert m(torch.randn(2, 3, 4, 4), torch.randn(2, 5), noise_mode="const").shape == (2, 4, 8, 8)
+    rgb = ToRGB(np.int64(4), np.int64(3), np.int64(5))
+    assert rgb(torch.randn(2, 4, 8, 8), torch.randn(2, 5)).shape == (2, 3, 8, 8)
+    assert ConstantInput(np.int64(6), np.int64(4))(2).shape == (2, 6, 4, 4)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inductor's own imports

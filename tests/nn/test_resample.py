@@ -115,6 +115,12 @@ def test_impl_keyword_and_repr():
     assert "factor=2" in repr(m)
     with pytest.raises(ValueError, match="factor must be an int >= 1"):
         Downsample([1, 3, 3, 1], factor=0)
+    with pytest.raises(ValueError, match="factor must be an int >= 1"):
+        Upsample([1, 3, 3, 1], factor=2.0)
+    # numpy integer scalars are integers
+    import numpy as np
+    assert Upsample([1, 3, 3, 1], factor=np.int64(2))(x).shape == (1, 1, 8, 8)
+    assert Downsample([1, 3, 3, 1], factor=np.int64(2)).factor.__class__ is int
 
 
 def test_rosinality_upsampling_conv_is_conv2d_resample():

@@ -142,6 +142,28 @@ def test_large_mean_no_cancellation(fmt):
     torch.testing.assert_close(y.double(), definition(xd, g, b), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("value,eps", [(1234.567, 1e-5), (1000.1, 1e-8), (-3.0e4, 1e-5)])
+def test_constant_planes_map_to_beta(value, eps):
+    # var = 0 exactly: y = beta, rstd = 1/sqrt(eps); x - float32(mean) without the first-pixel
+    # shift is not 0 for such values (max|y - beta| was 0.04-0.5)
+    x = torch.full((2, 3, 64, 7), value)
+    x[1] = value / 3  # another constant, per plane
+    g, b = torch.randn(2, 3), torch.randn(2, 3)
+    y, mean, rstd = _ops().adain_with_stats(x, g, b, eps=eps, impl="ref")
+    torch.testing.assert_close(y, b[:, :, None, None].expand_as(y), rtol=0, atol=0)
+    torch.testing.assert_close(rstd, torch.full_like(rstd, eps ** -0.5), rtol=1e-6, atol=0)
+    torch.testing.assert_close(mean, x[:, :, 0, 0], rtol=0, atol=0)
+
+
+def test_large_mean_small_spread_statistics():
+    # |mean| / std = 1e6 in float32: rstd keeps ~1e-7 relative accuracy
+    x = 1e4 + 0.01 * torch.randn(2, 3, 13, 33)
+    _, mean, rstd = _ops().adain_with_stats(x, torch.ones(2, 3), torch.zeros(2, 3), impl="ref")
+    var, m = torch.var_mean(x.double(), (2, 3), unbiased=False)
+    torch.testing.assert_close(rstd.double(), (var + 1e-5).rsqrt(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(mean.double(), m, rtol=1e-7, atol=0)
+
+
 def test_single_pixel_planes():
     # H * W = 1: var = 0, x_hat = 0, y = beta; dx = 0, dgamma = 0, dbeta = dy
     x, g, b = (t.requires_grad_() for t in _args((3, 4, 1, 1)))
@@ -183,8 +205,8 @@ def test_empty():
     (dict(x=[1.0]), TypeError, "x must be a torch.Tensor"),
     (dict(gamma=torch.randn(3)), ValueError, r"gamma must have shape \[N, C\] = \[2, 3\]"),
     (dict(beta=torch.randn(2, 3, 1)), ValueError, r"beta must have shape \[N, C\]"),
-    (dict(gamma=torch.randn(2, 3, dtype=torch.float64)), TypeError, "gamma must have x's dtype"),
-    (dict(beta=torch.randn(2, 3).half()), TypeError, "beta must have x's dtype"),
+    (dict(gamma=torch.randn(2, 3, dtype=torch.float64)), TypeError, "gamma must be float32, got torch.float64"),
+    (dict(beta=torch.randn(2, 3).half()), TypeError, "beta must be float32, got torch.float16"),
     (dict(gamma=None), TypeError, "gamma must be a torch.Tensor"),
     (dict(beta=torch.empty(2, 3, device="meta")), ValueError, "beta must be on x's device"),
     (dict(eps=0.0), ValueError, "eps must be a finite float > 0"),

@@ -114,6 +114,18 @@ def test_large_mean_statistics(plan_mode, fmt):
     torch.testing.assert_close(y.double(), yd, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("plan_mode", ["one_tile", "loop", "split"], indirect=True)
+def test_constant_planes_map_to_beta(plan_mode):
+    # var = 0 exactly on every plan: y = beta and rstd = 1/sqrt(eps), as in ref
+    x = torch.full((2, 3, 16, 20), 1234.567)
+    x[1] = -77.7
+    g, b = torch.randn(2, 3), torch.randn(2, 3)
+    _check_plan(x, plan_mode)
+    y, mean, rstd = _ops().adain_with_stats(x, g, b, impl="triton")
+    torch.testing.assert_close(y, b[:, :, None, None].expand_as(y), rtol=0, atol=0)
+    torch.testing.assert_close(rstd, torch.full_like(rstd, 1e-5 ** -0.5), rtol=1e-6, atol=0)
+
+
 @pytest.mark.parametrize("layout", ["sliced", "permuted"])
 def test_non_dense_layouts(layout):
     if layout == "sliced":

@@ -171,6 +171,10 @@ def test_empty():
     (dict(dim=-4), ValueError, "dim"),
     (dict(b=torch.randn(4, dtype=torch.float64)), TypeError, "dtype"),
     (dict(impl="numba"), ValueError, "impl"),
+    (dict(gain="2"), TypeError, "gain must be a real number"),
+    (dict(alpha=[0.1], act="lrelu"), TypeError, "alpha must be a real number"),
+    (dict(clamp=float("nan")), ValueError, "clamp must not be NaN"),
+    (dict(clamp=True), TypeError, "clamp must be a real number"),
 ])
 def test_bad_input(kwargs, exc, match):
     x = torch.randn(2, 4, 3)
@@ -317,3 +321,11 @@ def test_auto_impl_resolves_inside_each_op(monkeypatch):
     assert set(seen) == {"ref"}
     with pytest.raises(ValueError, match="impl"):
         bias_act(x, b, impl="auto")
+
+
+def test_scalar_tensor_parameters():
+    x, b = torch.randn(2, 4, 3), torch.randn(4)
+    want = bias_act(x, b, act="lrelu", alpha=0.1, gain=1.5, clamp=0.5)
+    got = bias_act(x, b, act="lrelu", alpha=torch.tensor(0.1), gain=torch.tensor(1.5),
+                   clamp=torch.tensor(0.5))
+    torch.testing.assert_close(got, want)

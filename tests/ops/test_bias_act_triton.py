@@ -142,3 +142,13 @@ def test_fused_bias_gradient(shape, layout, reduce, dtype, act, clamp):
     b = torch.randn(shape[1], dtype=dtype)
     assert _db_plan(x, 1, 4096)[0] == reduce
     _compare(x, b, act=act, clamp=clamp)
+
+
+@pytest.mark.parametrize("shape,strides,dim", [((4, 1, 8, 8), (64, 0, 8, 1), 1),
+                                               ((1, 3, 8, 8), (0, 64, 8, 1), 0)])
+def test_size_one_bias_dim_with_stride_zero(shape, strides, dim):
+    # a dense tensor may carry any stride (even 0) on a size-1 dim: the bias-gradient plan must
+    # not take it for the channel period
+    x = torch.randn(shape[0] * shape[1] * 64).as_strided(shape, strides)
+    b = torch.randn(1)
+    _compare(x, b, dim=dim, act="lrelu")

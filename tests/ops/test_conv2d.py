@@ -308,6 +308,28 @@ def test_channels_last(transposed):
         torch.testing.assert_close(g, t, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+def test_one_channel_channels_last_input(transposed):
+    # [3, 1, 5, 7] with strides (35, 1, 7, 1) (channels_last, one channel): PyTorch's float32
+    # CPU convolution returns garbage for it with a 1 x 4 kernel at stride 4 (torch 2.13);
+    # ours hands it NCHW strides
+    x = torch.randn(3, 1, 5, 7)
+    xcl = torch.empty(x.shape, memory_format=torch.channels_last).copy_(x)
+    assert xcl.stride(1) == 1
+    if transposed:
+        w, kw = torch.randn(1, 2, 1, 4), dict(stride=(1, 4))
+        y, want = conv_transpose2d(xcl, w, **kw), F.conv_transpose2d(x.double(), w.double(), **kw)
+    else:
+        w, kw = torch.randn(2, 1, 1, 4), dict(stride=(1, 4))
+        y, want = conv2d(xcl, w, **kw), F.conv2d(x.double(), w.double(), **kw)
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    xg = xcl.clone().requires_grad_()
+    (_ours(transposed)(xg, w, None, **kw).square().sum()).backward()
+    xr = x.double().requires_grad_()
+    (_torch(transposed)(xr, w.double(), None, **kw).square().sum()).backward()
+    torch.testing.assert_close(xg.grad.double(), xr.grad, rtol=1e-5, atol=1e-5)
+
+
 def test_nan_in_nan_out():
     x = _rand(1, 2, 6, 6)
     x[0, 1, 2, 3] = float("nan")

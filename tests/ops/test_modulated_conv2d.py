@@ -347,6 +347,34 @@ def test_bad_inputs():
         modulated_conv2d(x, w, s, padding="same", impl="ref")
     with pytest.raises(ValueError, match="output would be empty"):
         modulated_conv2d(x[:, :, :2, :2], w, s, impl="ref")
+    for fused in (True, False):  # the two paths used to disagree (a shape or an internal error)
+        with pytest.raises(ValueError, match="at least one channel"):
+            modulated_conv2d(x[:, :0], w[:, :0], s[:, :0], fused_modconv=fused, impl="ref")
+        with pytest.raises(ValueError, match="at least one output"):
+            modulated_conv2d(x, w[:0], s, fused_modconv=fused, impl="ref")
+    with pytest.raises(TypeError, match="resample_filter must be a tensor"):
+        modulated_conv2d(x, w, s, up=2, resample_filter=[1, 3, 3, 1], impl="ref")
+    with pytest.raises(TypeError, match="modulated_conv2d: alpha must be a real number"):
+        modulated_conv2d(x, w, s, act="lrelu", alpha="x", impl="ref")
+    with pytest.raises(ValueError, match="modulated_conv2d: clamp must not be NaN"):
+        modulated_conv2d(x, w, s, clamp=float("nan"), impl="ref")
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_fp16_zero_styles_or_weight_row_stay_finite(fused):
+    # NVlabs' fp16 pre-normalisation divides by the rows' inf-norms: an all-zero styles row (or
+    # weight row) was 0/0 = NaN; the math (and float32) gives 0 there
+    x, w, s, b, nz = _inputs()
+    s, w = s.clone(), w.clone()
+    s[1] = 0
+    w[2] = 0
+    y16 = modulated_conv2d(x.half(), w.float(), s.float(), padding=1, fused_modconv=fused,
+                           impl="ref")
+    y32 = modulated_conv2d(x.float(), w.float(), s.float(), padding=1, fused_modconv=fused,
+                           impl="ref")
+    assert torch.isfinite(y16).all()
+    assert (y16[1] == 0).all() and (y16[:, 2] == 0).all()
+    torch.testing.assert_close(y16.float(), y32, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -386,6 +414,24 @@ def test_no_weight_gradients_skips_dw_and_keeps_penalty_exact(fused):
 
     for got, want in zip(penalty(True), penalty(False)):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("demodulate,up,fused", [(True, 1, True), (True, 1, False),
+                                                  (False, 2, True), (True, 2, False)])
+def test_no_weight_gradients_drops_a_leaf_weight_on_every_path(demodulate, up, fused):
+    # the leaf weight reaches y through the convolution (transposed and flipped for up = 2) and
+    # the demodulation coefficients: inside the switch it gets no gradient at all, not a part
+    x, w, s, b, nz = _inputs(n=2, i=3, o=4, h=5, w=5, grad=True)
+    f = setup_filter([1, 3, 3, 1], device=x.device).to(x.dtype) if up > 1 else None
+    y = modulated_conv2d(x, w, s, padding=1, up=up, resample_filter=f, demodulate=demodulate,
+                         fused_modconv=fused, impl="ref")
+    (gx_want,) = torch.autograd.grad(y.sum(), x, retain_graph=True)
+    with no_weight_gradients():
+        gx, gw = torch.autograd.grad(y.sum(), (x, w), allow_unused=True, retain_graph=True)
+    assert gw is None
+    torch.testing.assert_close(gx, gx_want, rtol=0, atol=0)
+    (gw,) = torch.autograd.grad(y.sum(), w)  # outside the switch: the full gradient again
+    assert gw.abs().sum() > 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -237,6 +237,63 @@ def test_inner_pass_skips_weight_gradients(monkeypatch):
     assert all(p.grad is not None for p in ps[:5])
 
 
+def test_wgan_gp_zero_input_gradient_gives_finite_parameter_gradients():
+    # a masked critic: sample 0's input gradient is exactly 0, so its term is (0 - 1)^2 = 1 and
+    # its norm's derivative is the zero subgradient (sqrt(sum g^2) would make it inf * 0 = NaN)
+    real, fake = torch.randn(4, 3, 2, 2, dtype=D64), torch.randn(4, 3, 2, 2, dtype=D64)
+    w = torch.randn(3, 2, 2, dtype=D64, requires_grad=True)
+    mask = torch.tensor([0.0, 1.0, 1.0, 2.0], dtype=D64)
+    pen = wgan_gp_penalty(lambda x: (x * w).flatten(1).sum(1) * mask, real, fake)
+    norm = w.detach().norm()
+    expect = ((torch.tensor([0.0, 1.0, 1.0, 2.0], dtype=D64) * norm - 1) ** 2).mean()
+    torch.testing.assert_close(pen.detach(), expect)
+    pen.backward()
+    # d/dw mean_n (m_n ||w|| - 1)^2 = mean_n 2 (m_n ||w|| - 1) m_n w / ||w||
+    m = mask
+    gw = (2 * (m * norm - 1) * m).mean() * w.detach() / norm
+    torch.testing.assert_close(w.grad, gw)
+
+
+def test_path_length_zero_gradient_sample_is_finite():
+    # sample 0 of the images ignores ws entirely: its path length is 0 and the penalty's
+    # parameter gradients must stay finite (vector_norm's zero subgradient)
+    M = torch.randn(12, 6, dtype=D64, requires_grad=True)
+    ws = torch.randn(3, 2, 3, dtype=D64, requires_grad=True)
+    mask = torch.tensor([0.0, 1.0, 1.0], dtype=D64)[:, None]
+    img = ((ws.flatten(1) @ M.T) * mask).view(3, 3, 2, 2)
+    pen, _, lengths = path_length_penalty(img, ws, 0.5)
+    assert lengths[0] == 0 and (lengths[1:] > 0).all()
+    pen.backward()
+    assert torch.isfinite(M.grad).all() and M.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("fn", [r1_penalty, r2_penalty])
+def test_penalty_when_d_uses_x_as_a_conv_weight(fn):
+    # x as the *weight* of a fastgan conv: inside the inner pass's no_weight_gradients() a leaf
+    # weight's gradient is dropped, so the penalty hands D a view of its leaf
+    k = torch.randn(2, 3, 5, 5, dtype=D64)
+    x = torch.randn(4, 3, 3, 3, dtype=D64)
+    got = fn(lambda x: conv2d(k, x).square().sum(), x)
+    x0 = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(F.conv2d(k, x0).square().sum(), x0)
+    torch.testing.assert_close(got, g.square().flatten(1).sum(1).mean())
+
+
+def test_penalties_under_no_grad_and_inference_mode():
+    D = Quadratic((3, 4, 4))
+    x = torch.randn(5, 3, 4, 4, dtype=D64)
+    expect = r1_penalty(D, x)
+    with torch.no_grad():  # an evaluation loop logging the penalty: still computed
+        torch.testing.assert_close(r1_penalty(D, x), expect)
+        torch.manual_seed(0)
+        a = wgan_gp_penalty(D, x, x + 1)
+    torch.manual_seed(0)
+    torch.testing.assert_close(a, wgan_gp_penalty(D, x, x + 1))
+    with torch.inference_mode():
+        with pytest.raises(RuntimeError, match="inference_mode"):
+            r1_penalty(D, x)
+
+
 # ---------------------------------------------------------------------------------------------
 # path length
 # ---------------------------------------------------------------------------------------------

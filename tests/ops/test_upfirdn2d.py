@@ -340,6 +340,24 @@ def test_channels_last_in_channels_last_out(fshape):
     torch.testing.assert_close(dx, dref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("fshape,down", [((4,), [4, 1]), ((4, 4), [4, 1]), ((4,), 4)])
+def test_one_channel_channels_last_float32(fshape, down):
+    # one channel with channels_last strides (35, 1, 7, 1): PyTorch's float32 CPU convolution
+    # mis-reads it when the output is one pixel wide (torch 2.13), so ref gives it NCHW strides
+    x = torch.randn(3, 1, 5, 7)
+    xcl = torch.empty(x.shape, memory_format=torch.channels_last).copy_(x)
+    f = torch.randn(fshape)
+    y = upfirdn2d(xcl, f, down=down, flip_filter=True, impl="ref")
+    want = upfirdn2d_definition(x.double(), f.double(), down=down, flip_filter=True)
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    # the same through NVlabs' helper with StyleGAN's filter: four one-channel 3 x 3 images
+    img = torch.randn(4, 1, 3, 3)
+    img_cl = torch.empty(img.shape, memory_format=torch.channels_last).copy_(img)
+    k = setup_filter([1, 3, 3, 1])
+    torch.testing.assert_close(downsample2d(img_cl, k, impl="ref"),
+                               downsample2d(img, k, impl="ref"), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("layout", ["sliced", "transposed", "expanded", "cl_sliced"])
 def test_non_contiguous_input(layout):
     base = torch.randn(2, 3, 12, 9, dtype=torch.float64)

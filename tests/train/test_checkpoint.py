@@ -12,9 +12,9 @@ import torch
 
 import fastgan
 from fastgan.train import checkpoint as ckpt
-from fastgan.train.checkpoint import (CheckpointManager, atomic_save, get_generator_states,
-                                      get_rng_state, load_checkpoint, resolve_resume,
-                                      set_generator_states, set_rng_state)
+from fastgan.train.checkpoint import (CheckpointError, CheckpointManager, atomic_save,
+                                      get_generator_states, get_rng_state, load_checkpoint,
+                                      resolve_resume, set_generator_states, set_rng_state)
 
 
 def _state(step: int) -> dict:
@@ -136,6 +136,7 @@ def test_manager_all_corrupt_raises_naming_files(tmp_path):
 def test_manager_missing_required_keys_is_skipped(tmp_path):
     mgr, paths = _fill(tmp_path)
     atomic_save({"weights": torch.ones(1)}, mgr.path_for(600))  # no step / kimg metadata
+    (tmp_path / "latest.json").write_text(json.dumps({"path": "ckpt-00000600.pt"}))
     with pytest.warns(UserWarning, match=r"ckpt-00000600\.pt"):
         _, path = mgr.load_latest()
     assert path == paths[4]
@@ -176,6 +177,38 @@ def test_manager_save_rejects_bad_arguments(tmp_path):
     assert mgr.list() == []
 
 
+def test_latest_prefers_latest_json_else_highest_step(tmp_path):
+    mgr, paths = _fill(tmp_path)                   # latest.json -> step 500, the highest
+    assert mgr.latest() == paths[4]
+    # a run branched from step 400 saved last: latest.json names it, and so do latest() and
+    # load_latest() (not the higher step 500 left by the earlier branch)
+    (tmp_path / "latest.json").write_text(json.dumps({"path": "ckpt-00000400.pt", "step": 400}))
+    assert mgr.latest() == paths[3]
+    state, path = mgr.load_latest()
+    assert path == paths[3] and state["step"] == 400
+    assert resolve_resume("auto", tmp_path)[1] == paths[3]
+    # an unusable pointer falls back to the highest step
+    for bad in ({"path": "ckpt-00000100.pt"},            # rotated away
+                {"path": "notes.pt"}, {"path": 3}, {}):   # not a checkpoint name
+        (tmp_path / "latest.json").write_text(json.dumps(bad))
+        assert mgr.latest() == paths[4], bad
+    (tmp_path / "latest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="latest.json"):
+        assert mgr.latest() == paths[4]
+    os.remove(tmp_path / "latest.json")
+    assert mgr.latest() == paths[4]
+    assert CheckpointManager(tmp_path / "none").latest() is None
+
+
+def test_load_latest_falls_back_from_a_corrupt_latest_json_target(tmp_path):
+    mgr, paths = _fill(tmp_path)
+    (tmp_path / "latest.json").write_text(json.dumps({"path": "ckpt-00000400.pt"}))
+    _truncate(paths[3])
+    with pytest.warns(UserWarning, match=r"ckpt-00000400\.pt"):
+        _, path = mgr.load_latest()
+    assert path == paths[4]
+
+
 # --------------------------------------------------------------------------------------- resume
 def test_resolve_resume(tmp_path):
     run = tmp_path / "run"
@@ -204,6 +237,22 @@ def test_load_checkpoint_errors(tmp_path):
     atomic_save(torch.ones(2), tmp_path / "tensor.pt")
     with pytest.raises(RuntimeError, match="expected a dict"):
         load_checkpoint(tmp_path / "tensor.pt")
+    # a CheckpointError (still a RuntimeError), which the CLI reports in one line
+    (tmp_path / "garbage.pt").write_bytes(b"garbage\n")
+    with pytest.raises(CheckpointError, match="garbage.pt"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    # required=(): a foreign dict loads, so the caller can say what it is
+    atomic_save({"g_ema": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="required key"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    assert load_checkpoint(tmp_path / "foreign.pt", required=()) == {"g_ema": {}}
+
+
+def test_resolve_resume_expands_tilde(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mgr, paths = _fill(tmp_path / "run")
+    state, path = resolve_resume("~/run/ckpt-00000500.pt", tmp_path / "other")
+    assert state["step"] == 500 and path == paths[4]
 
 
 # ------------------------------------------------------------------------------------------ RNG

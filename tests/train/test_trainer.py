@@ -59,6 +59,13 @@ def test_tiny_run_writes_stats_grids_and_checkpoints(tmp_path):
     ckpts = sorted(tmp_path.glob("ckpt-*.pt"))
     assert ckpts and json.loads((tmp_path / "latest.json").read_text())["step"] == 6
     state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)
+    # config.json: the options as given (auto defaults stay None, so a reuse re-derives them);
+    # config_resolved.json: what the run used, as stored in the checkpoint
+    user = json.loads((tmp_path / "config.json").read_text())
+    resolved = json.loads((tmp_path / "config_resolved.json").read_text())
+    assert user["gamma"] is None and user["lr"] is None and user["ema_kimg"] is None
+    assert "resume" not in user and user["batch"] == 4 and user["channel_max"] == 32
+    assert resolved == state["config"] and resolved["gamma"] == pytest.approx(0.0002 * 16 ** 2 / 4)
     for k in ("G", "D", "G_ema", "opt_G", "opt_D", "augment", "rng", "config", "step",
               "cur_nimg", "G_kwargs", "D_kwargs"):
         assert k in state, k
@@ -76,8 +83,13 @@ def test_resume_is_bit_exact(tmp_path):
     b = Trainer(tiny(tmp_path / "b"))
     b.run(max_steps=3)                       # step 3: between ADA updates, after an R1 step
     del b
-    b = Trainer(tiny(tmp_path / "b", resume="auto"))
+    # resumed from the run's own config.json (`--config run/config.json --resume auto`): the
+    # unresolved options resolve to exactly the run's config
+    opts = load_config_file(str(tmp_path / "b" / "config.json"))
+    b = Trainer(TrainConfig.from_dict(dict(opts, resume="auto")))
     assert b.step == 3 and b.resumed_from and b.resumed_from.endswith("ckpt-00000003.pt")
+    saved = torch.load(b.resumed_from, map_location="cpu", weights_only=False)["config"]
+    assert dict(b.cfg.to_dict(), resume=None) == dict(saved, resume=None)
     b.run(max_steps=4)
     ta, tb = _tensors(a), _tensors(b)
     assert ta.keys() == tb.keys()
@@ -108,6 +120,39 @@ def test_sigterm_saves_a_loadable_checkpoint_and_stops(tmp_path):
         callable(signal.getsignal(signal.SIGTERM))
     resumed = Trainer(tiny(tmp_path, resume="auto", metric_images=0))
     assert resumed.step == 2
+    assert "at kimg 0.008;" in resumed.describe()     # not "at kimg 0.0"
+
+
+def test_a_run_dir_holding_checkpoints_is_not_reused_without_resume(tmp_path):
+    run, other = tmp_path / "run", tmp_path / "other"
+    run.mkdir()
+    other.mkdir()
+    (run / "ckpt-00000010.pt").write_bytes(b"an older run's checkpoint")
+    (other / "ckpt-00000002.pt").write_bytes(b"another run's checkpoint")
+    before = sorted(os.listdir(run))
+    with pytest.raises(FileExistsError, match=r"already holds checkpoints \(ckpt-00000010\.pt\)"
+                       r".*--resume auto.*another --out"):
+        Trainer(tiny(run))
+    with pytest.raises(FileExistsError, match="a resume from"):   # mixing in a third run
+        Trainer(tiny(run, resume=str(other / "ckpt-00000002.pt")))
+    assert sorted(os.listdir(run)) == before                    # nothing was written
+    # its own checkpoints may be resumed (here: the junk file fails to load, past the check)
+    from fastgan.train.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="ckpt-00000010"):
+        Trainer(tiny(run, resume=str(run / "ckpt-00000010.pt")))
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="ckpt-00000010"):
+        Trainer(tiny(run, resume="auto"))
+    # a folder without checkpoints (logs of a run that never saved) is fine
+    assert Trainer(tiny(other / "sub", metric_images=0)).step == 0
+
+
+def test_unusable_impl_fails_before_any_file_is_written(tmp_path):
+    from fastgan.ops import available_impls
+    if available_impls("cpu")["triton"]:
+        pytest.skip("triton runs on CPU here (TRITON_INTERPRET=1)")
+    with pytest.raises(ValueError, match="impl 'triton' cannot run on cpu"):
+        Trainer(tiny(tmp_path / "run", impl="triton"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_corrupted_newest_checkpoint_falls_back(tmp_path):
