@@ -9,10 +9,16 @@ own optimiser step, as NVlabs' ``training_loop`` does:
 * ``D_main``  ``softplus(D(aug(G(z)))) + softplus(-D(aug(x)))``;
 * ``D_reg``   every ``r1_interval`` steps: ``gamma / 2 * r1_interval * R1`` through the augmentation.
 
+ADA's ``r_t`` averages the signs of every real logit D produced since the last update (D_main's
+and D_reg's, as NVlabs' statistics collector does).
+
 Lazy regularisation corrects Adam's learning rate and betas by ``interval / (interval + 1)``.
-G_ema follows G with a half-life of ``ema_kimg`` (ramped up over the first kimg).  Gradients are
-averaged over the ranks by ``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`) and
-made finite (``nan_to_num``) before every step.
+G_ema follows G with a half-life of ``ema_kimg``, capped at ``ema_rampup`` times the images seen
+before the step (so G_ema = G at the first step).  In the regularisation phases every parameter gets
+a gradient (zero where the penalty does not reach it), so Adam steps all of them each phase, as in
+NVlabs' loss, and one process trains as K do.  Gradients are averaged over the ranks by
+``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`) and made finite
+(``nan_to_num``) before every step.
 
 Randomness: the global RNG is reseeded from ``(seed, step, rank)`` at the start of every step and
 the data stream is a pure function of ``(seed, images seen)``, so a resumed run repeats the
@@ -417,9 +423,10 @@ class Trainer:
             with self._autocast():
                 img, ws = self.G_pass(z, c, cfg.style_mixing, fast=False)
                 penalty = self.pl(img, ws)
-            loss = penalty * (cfg.pl_weight * cfg.pl_interval)
-            if self.ddp:
-                loss = loss + img.sum() * 0  # every parameter joins DDP's reduction
+            # `img * 0`: G's last layers, which the path-length gradient does not reach, get a
+            # zero gradient rather than none, so Adam steps every parameter in every phase (as
+            # NVlabs' loss does) and DDP reduces them all: 1 and K processes train alike
+            loss = penalty * (cfg.pl_weight * cfg.pl_interval) + img.sum() * 0
             loss.backward()
             self._opt_step(self.opt_G, G)
             self.stats.add("pl/penalty", penalty)
@@ -458,20 +465,22 @@ class Trainer:
             with self._autocast():
                 penalty, logits = r1_penalty(lambda x, cc: self.D_train(self._aug(x), cc), reals,
                                              c_real, return_logits=True)
-            loss = penalty * (cfg.gamma / 2 * cfg.r1_interval)
-            if self.ddp:
-                loss = loss + logits.sum() * 0  # else the last bias leaves DDP's grads unreduced
+            # `logits * 0`: D's last bias gets a zero gradient rather than none (NVlabs' loss; see
+            # G_reg), and DDP reduces every gradient
+            loss = penalty * (cfg.gamma / 2 * cfg.r1_interval) + logits.sum() * 0
             loss.backward()
             self._opt_step(self.opt_D, D)
+            if self.augment is not None:  # NVlabs counts these reals' signs for ADA too
+                self.augment.accumulate(logits.detach())
             self.stats.add("r1/penalty", penalty)
             self.timer.stop("D_reg", t)
 
         # G_ema, shared buffers, augmentation strength
         t = self.timer.start()
+        dist_.average_buffers([G, self.pl], ("w_avg", "pl_mean"))  # before G_ema copies them
+        self._update_ema()  # with the images seen before this step (NVlabs: G_ema = G at first)
         self.step += 1
         self.cur_nimg += cfg.batch
-        dist_.average_buffers([G, self.pl], ("w_avg", "pl_mean"))  # before G_ema copies them
-        self._update_ema()
         if self.augment is not None and self.step % cfg.ada_interval == 0:
             rt = self.augment.update(cfg.batch)
             if rt is not None:
