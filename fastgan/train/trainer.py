@@ -16,7 +16,7 @@ Lazy regularisation corrects Adam's learning rate and betas by ``interval / (int
 G_ema follows G with a half-life of ``ema_kimg``, capped at ``ema_rampup`` times the images seen
 before the step (so G_ema = G at the first step).  In the regularisation phases every parameter gets
 a gradient (zero where the penalty does not reach it), so Adam steps all of them each phase, as in
-NVlabs' loss, and one process trains as K do.  Gradients are averaged over the ranks by
+NVlabs' loss, and one process steps the same parameters that K DDP processes do.  Gradients are averaged over the ranks by
 ``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`) and made finite
 (``nan_to_num``) before every step.
 
@@ -425,7 +425,7 @@ class Trainer:
                 penalty = self.pl(img, ws)
             # `img * 0`: G's last layers, which the path-length gradient does not reach, get a
             # zero gradient rather than none, so Adam steps every parameter in every phase (as
-            # NVlabs' loss does) and DDP reduces them all: 1 and K processes train alike
+            # NVlabs' loss does) and DDP reduces them all: 1 and K processes step the same set
             loss = penalty * (cfg.pl_weight * cfg.pl_interval) + img.sum() * 0
             loss.backward()
             self._opt_step(self.opt_G, G)

@@ -45,8 +45,8 @@ def _assert_close(got, want, what):
 
 
 def _phases(G_pass, D_train, G, D, rank: int, it: int) -> dict:
-    """One trainer iteration's four backwards; returns each phase's parameter gradients.
-    ``zero_terms``: the DDP-only ``0 * output.sum()`` additions of the trainer."""
+    """One trainer iteration's four backwards, with the trainer's ``0 * output.sum()`` terms in
+    the regularisation phases; returns each phase's parameter gradients."""
     out = {}
     x_real = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(10 * it + rank))
 
@@ -118,7 +118,8 @@ def test_ddp_averages_every_phase_of_the_trainer(tmp_path):
 
 
 def test_r1_alone_leaves_a_parameter_without_gradient():
-    # why the trainer adds 0 * logits.sum() under DDP: without it DDP never reduces the gradients
+    # why the trainer adds 0 * logits.sum() (NVlabs does too): without it a parameter gets no
+    # gradient, Adam skips it in this phase, and under DDP its reduction never finishes
     D = small_d(seed=1)
     penalty = r1_penalty(D, torch.randn(2, 3, 16, 16), None)
     penalty.backward()
