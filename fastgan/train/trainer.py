@@ -14,11 +14,11 @@ and D_reg's, as NVlabs' statistics collector does).
 
 Lazy regularisation corrects Adam's learning rate and betas by ``interval / (interval + 1)``.
 G_ema follows G with a half-life of ``ema_kimg``, capped at ``ema_rampup`` times the images seen
-before the step (so G_ema = G at the first step).  In the regularisation phases every parameter gets
-a gradient (zero where the penalty does not reach it), so Adam steps all of them each phase, as in
-NVlabs' loss, and one process steps the same parameters that K DDP processes do.  Gradients are averaged over the ranks by
-``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`) and made finite
-(``nan_to_num``) before every step.
+before the step (so G_ema = G at the first step).  In the regularisation phases every parameter
+gets a gradient (zero where the penalty does not reach it), so Adam steps all of them each phase,
+as in NVlabs' loss, and one process steps the same parameters that K DDP processes do.  Gradients
+are averaged over the ranks by ``DistributedDataParallel`` (see :mod:`fastgan.train.distributed`)
+and made finite (``nan_to_num``) before every step.
 
 Randomness: the global RNG is reseeded from ``(seed, step, rank)`` at the start of every step and
 the data stream is a pure function of ``(seed, images seen)``, so a resumed run repeats the
