@@ -8,17 +8,20 @@ PyTorch layers (``F.conv2d``, ``F.leaky_relu(x + b) * sqrt(2)``, a depthwise ``F
 * ``inner``   the R1 inner pass ``torch.autograd.grad(D(x).sum(), x, create_graph=True)`` (forward
   included).  Variants:
     - ``plain``                 PyTorch layers (their C++ backward skips unneeded weight grads);
-    - ``fastgan``               fastgan ops, weights passed as leaves, no switch: every layer's
-                                weight gradient is computed and thrown away (a registered op's
-                                backward cannot see what ``autograd.grad`` asked for);
-    - ``fastgan+nwg``           the same inside ``fastgan.ops.no_weight_gradients()``;
+    - ``fastgan``               fastgan ops, weights passed as leaves, no switch: fastgan asks
+                                the engine and skips the weight gradients it will not use, as
+                                PyTorch's convolution does;
+    - ``fastgan+nwg``           the same inside ``fastgan.ops.no_weight_gradients()`` (NVlabs'
+                                switch; now expected to match ``fastgan``);
     - ``fastgan-gain``          fastgan ops with NVlabs' runtime equalized-LR weights
-                                (``w * gain``, non-leaf), no switch: fastgan asks the engine and
-                                skips them automatically.
+                                (``w * gain``, non-leaf), no switch: skipped the same way;
+    - ``fastgan-unpruned``      ``fastgan`` with the engine query turned off (a private switch):
+                                every weight gradient is computed and thrown away, as a
+                                registered op whose backward only reads ``ctx.needs_input_grad``
+                                does (NVlabs' custom op, fastgan before 2026-11-24).
 * ``r1_step`` a whole R1 step: forward, inner gradient, penalty ``mean ||g||^2`` and its gradient
   w.r.t. every parameter (``torch.autograd.grad``, so ``.grad`` accumulation is not timed).
-  Variants ``plain`` and ``fastgan`` (by hand, no switch) and ``fastgan-r1`` (``r1_penalty``,
-  which runs the inner pass inside the switch).
+  Variants ``plain`` and ``fastgan`` (by hand) and ``fastgan-r1`` (``fastgan.ops.r1_penalty``).
 
 ``torch.compile`` is not a provider: compiled graphs cannot be differentiated twice.
 
@@ -45,10 +48,11 @@ import torch.nn.functional as F
 
 from . import harness as H
 from fastgan.ops import bias_act, conv2d, conv2d_resample, no_weight_gradients, r1_penalty, setup_filter
+from fastgan.ops.conv2d import _engine_pruning
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-PARTS = {"inner": ("plain", "fastgan", "fastgan+nwg", "fastgan-gain"),
+PARTS = {"inner": ("plain", "fastgan", "fastgan+nwg", "fastgan-gain", "fastgan-unpruned"),
          "r1_step": ("plain", "fastgan", "fastgan-r1")}
 SQRT2 = math.sqrt(2)
 
@@ -173,10 +177,10 @@ class BenchDiscriminator:
 
 
 # ------------------------------------------------------------------------------ steps
-def inner_step(D, x, switch: bool):
+def inner_step(D, x, switch: bool, prune: bool = True):
     def step():
         xi = x.detach().requires_grad_()
-        with no_weight_gradients(switch):
+        with no_weight_gradients(switch), _engine_pruning(prune):
             (g,) = torch.autograd.grad(D(xi).sum(), xi, create_graph=True)
         return (g,)
     return step
@@ -201,7 +205,7 @@ def build(part: str, variant: str, params: dict, res: int, x):
     weights = "gain" if variant == "fastgan-gain" else "leaf"
     D = BenchDiscriminator(params, res, ops, weights)
     if part == "inner":
-        return D, inner_step(D, x, variant == "fastgan+nwg")
+        return D, inner_step(D, x, variant == "fastgan+nwg", variant != "fastgan-unpruned")
     return D, r1_step(D, x, variant == "fastgan-r1")
 
 
@@ -246,6 +250,7 @@ def configs(device: str, quick: bool, args) -> list[dict]:
         formats = ["nchw"] if quick else ["nchw", "channels_last"]
     res = [int(r) for r in args.res.split(",")] if args.res else res
     batch = args.batch or batch
+    cbase, cmax = args.cbase or cbase, args.cmax or cmax
     dtypes = args.dtypes.split(",") if args.dtypes else dtypes
     formats = args.formats.split(",") if args.formats else formats
     parts = args.parts.split(",") if args.parts else list(PARTS)
@@ -299,12 +304,14 @@ def run_config(cfg: dict, device: str, timing: H.Timing) -> list[dict]:
 
 DESCRIPTIONS = {
     ("inner", "plain"): "PyTorch layers",
-    ("inner", "fastgan"): "fastgan ops, leaf weights, no switch",
+    ("inner", "fastgan"): "fastgan ops, leaf weights, no switch (engine-pruned)",
     ("inner", "fastgan+nwg"): "fastgan ops, leaf weights, inside no_weight_gradients()",
     ("inner", "fastgan-gain"): "fastgan ops, runtime w * gain weights, no switch (engine-pruned)",
+    ("inner", "fastgan-unpruned"): "fastgan ops, leaf weights, engine query off: every weight "
+                                   "gradient computed (NVlabs' custom op; fastgan before 2026-11-24)",
     ("r1_step", "plain"): "PyTorch layers, by hand",
     ("r1_step", "fastgan"): "fastgan ops, leaf weights, by hand (no switch)",
-    ("r1_step", "fastgan-r1"): "fastgan ops, leaf weights, fastgan.ops.r1_penalty (switch)",
+    ("r1_step", "fastgan-r1"): "fastgan ops, leaf weights, fastgan.ops.r1_penalty",
 }
 
 
@@ -315,7 +322,7 @@ def render_markdown(doc: dict) -> str:
              "model in bench/penalties.py)",
              "- `inner`: forward + `torch.autograd.grad(D(x).sum(), x, create_graph=True)`; "
              "`r1_step`: that plus the penalty's gradient w.r.t. every parameter.",
-             "- cell: median ms (speed-up vs plain · vs fastgan without the switch)"
+             "- cell: median ms (speed-up vs plain · vs fastgan)"
              + (" · peak MB above the inputs" if doc["device_kind"] == "cuda" else "")
              + "; ✗ = the fastgan D disagrees with the plain D (timed anyway)", "",
              "Variants:", ""]
@@ -397,6 +404,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="GPU: NCHW only, shorter timing")
     ap.add_argument("--res", help="comma list of resolutions (default 256,1024; CPU 16,32)")
     ap.add_argument("--batch", type=int, help="default 4 (CPU 2)")
+    ap.add_argument("--cbase", type=int, help="channels min(cbase / res, cmax); default 32768 "
+                    "(CPU 256)")
+    ap.add_argument("--cmax", type=int, help="default 512 (CPU 32)")
     ap.add_argument("--dtypes", help=f"subset of {','.join(DTYPES)}")
     ap.add_argument("--formats", help=f"subset of {','.join(FORMATS)}")
     ap.add_argument("--parts", help=f"subset of {','.join(PARTS)}")

@@ -23,23 +23,23 @@ and every backward is made of these three ops again, so gradients of any order e
                        d dy = conv(x, G) (transposed: conv_transpose(x, G))
                        d x  = conv_transpose(dy, G) (transposed: conv(dy, G) cropped)
 
-Weight-gradient work (the ``conv2d_weight`` op) is skipped when autograd would throw it away:
+Weight-gradient work (the ``conv2d_weight`` op) and the bias sum are skipped when autograd would
+throw them away, as PyTorch's own convolution does:
 
-* w does not require grad;
-* w is computed (not a leaf, e.g. ``weight * gain`` of an equalized-learning-rate layer, a flipped
-  or modulated weight) and the running backward pass will not execute w's ``grad_fn`` -- the case
-  of ``torch.autograd.grad(D(x).sum(), x, create_graph=True)``, the inner pass of R1 / R2 /
-  WGAN-GP.  The engine is asked (``torch._C._will_engine_execute_node``), so a weight that the
-  differentiated input does reach (a modulated weight in a path-length pass) keeps its gradient;
-* w is a leaf (a parameter passed directly) and the pass runs inside :func:`no_weight_gradients`.
-
-The leaf case needs the switch because a registered op's backward cannot see which gradients the
-caller asked for: ``ctx.needs_input_grad`` stays True for every weight that requires grad (it is
-fixed at forward time; tests/ops/test_conv2d.py checks this), and the engine refuses to answer for
-leaf tensors inside ``torch.autograd.grad``.  Without the switch each such layer computes a weight
-gradient that autograd then discards.  (PyTorch's own convolution prunes it: its C++ backward node
-queries the engine directly.  NVlabs' switch acts only on their custom op, which current NVlabs
-code enables for old PyTorch versions only.)
+* w (b) does not require grad;
+* the running backward pass will not execute w's gradient edge: its ``grad_fn`` for a computed
+  weight (``weight * gain`` of an equalized-learning-rate layer, a flipped or modulated weight),
+  its AccumulateGrad node for a leaf (a parameter passed directly).  That is the case of
+  ``torch.autograd.grad(D(x).sum(), x, create_graph=True)``, the inner pass of R1 / R2 /
+  WGAN-GP, and of ``loss.backward(inputs=[x])``.  The engine is asked
+  (``torch._C._will_engine_execute_node``), so a weight that the differentiated input does reach
+  (a modulated weight in a path-length pass), or that ``torch.autograd.grad`` is asked for, keeps
+  its gradient.  ``ctx.needs_input_grad`` alone cannot tell: it is fixed at forward time and
+  stays True for every weight that requires grad (tests/ops/test_conv2d.py checks both);
+* w is a leaf and the pass runs inside :func:`no_weight_gradients` (NVlabs' switch).  With the
+  engine pruning above, the switch adds nothing to a penalty's inner ``torch.autograd.grad``; it
+  still drops leaf-weight gradients that a pass inside would otherwise compute (a
+  ``.backward()``, or ``torch.autograd.grad`` w.r.t. the weights).
 
 A penalty does not need the inner pass's weight gradients: it is a function of dL/dx, whose graph
 (conv_transpose2d(dy, w)) still reaches w, so ``penalty.backward()`` run outside the switch gets
@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._custom_op import custom_op
+
 
 __all__ = ["conv2d", "conv_transpose2d", "no_weight_gradients", "weight_gradients_disabled"]
 
@@ -92,10 +93,15 @@ class no_weight_gradients(contextlib.ContextDecorator):
     :func:`fastgan.ops.conv2d_resample`) compute no gradient for weights that are leaf tensors
     (parameters passed directly): their ``.grad`` receives nothing from such a pass, and
     ``torch.autograd.grad`` w.r.t. such a weight yields None.  Computed weights (``weight * gain``,
-    modulated weights) need no switch: their gradient is skipped exactly when the engine will not
-    use it, so a weight the differentiated input reaches keeps its gradient even inside.  Bias
-    gradients are always computed (a cheap sum).  Nestable, and usable as a decorator;
-    ``no_weight_gradients(False)`` is a no-op (handy for conditional code).
+    modulated weights) are not affected: a weight the differentiated input reaches keeps its
+    gradient even inside.  Bias gradients are not affected either.  Nestable, and usable as a
+    decorator; ``no_weight_gradients(False)`` is a no-op (handy for conditional code).
+
+    A penalty's inner pass does not need the switch any more: outside it, every weight gradient
+    that the running pass will not use is skipped anyway (the engine is asked, as PyTorch's own
+    convolution does), so ``torch.autograd.grad(D(x).sum(), x, create_graph=True)`` computes no
+    weight gradient either way.  The switch is kept for NVlabs drop-in code and for passes that do
+    reach the weights but should not compute their gradients.
 
     The switch is read when a backward runs (not when the forward ran) and is process-wide:
     autograd executes CUDA backward nodes on its own device threads, which a thread-local flag
@@ -131,19 +137,65 @@ def weight_gradients_disabled() -> bool:
     return _nwg_depth > 0
 
 
-def _want_weight_grad(ctx, w: Tensor) -> bool:
-    """Whether this backward must compute dL/dw (see the module docstring)."""
-    if not ctx.needs_input_grad[1]:
+_ENGINE_PRUNING = True  # False: compute every requested gradient (bench/penalties.py compares)
+
+
+@contextlib.contextmanager
+def _engine_pruning(enabled: bool):
+    """Within the block, weight / bias gradients are (True) or are not (False) skipped when the
+    engine will not use them; benchmark-only (what a registered op without the query costs)."""
+    global _ENGINE_PRUNING
+    prev, _ENGINE_PRUNING = _ENGINE_PRUNING, bool(enabled)
+    try:
+        yield
+    finally:
+        _ENGINE_PRUNING = prev
+
+
+def _engine_will_use(ctx, i: int) -> bool:
+    """Whether the running backward pass uses the gradient of this node's input ``i``: False only
+    when the engine says the node at the other end of that input's edge (the input's ``grad_fn``,
+    or a leaf's AccumulateGrad) will not execute -- e.g. a parameter inside
+    ``torch.autograd.grad(out, x)``.  Every other answer means "used": a leaf that
+    ``torch.autograd.grad`` returns (the engine raises for those), no engine pass running (a
+    direct call of the backward).  The edge is the node's own (``ctx.next_functions``), not
+    rebuilt from a saved tensor, so checkpointing's recomputed saved tensors cannot mislead it;
+    reading it costs well under a microsecond."""
+    if not _ENGINE_PRUNING:
+        return True
+    try:
+        node = ctx.next_functions[i][0]
+        return node is None or bool(torch._C._will_engine_execute_node(node))
+    except (RuntimeError, AttributeError, IndexError, TypeError):
+        return True
+
+
+def _is_leaf_edge(ctx, i: int) -> bool:
+    """Whether input ``i`` of this node is a leaf tensor (its edge ends in an AccumulateGrad)."""
+    try:
+        node = ctx.next_functions[i][0]
+    except (AttributeError, IndexError, TypeError):
+        return False
+    return type(node).__name__ == "AccumulateGrad"
+
+
+def _want_weight_grad(ctx, index: int = 1) -> bool:
+    """Whether this backward must compute dL/dw for its input ``index`` (see the module
+    docstring)."""
+    if not ctx.needs_input_grad[index]:
         return False
     if torch.compiler.is_compiling():
         return True  # traced once for every later call: never bake a skip into the graph
-    node = w.grad_fn
-    if node is None:  # a leaf: only the switch can say its gradient is not wanted
-        return _nwg_depth == 0
-    try:
-        return bool(torch._C._will_engine_execute_node(node))
-    except (RuntimeError, AttributeError):  # not inside an engine pass, or an older torch
-        return True
+    if _nwg_depth > 0 and _is_leaf_edge(ctx, index):
+        return False  # a leaf inside no_weight_gradients(): dropped even where it is asked for
+    return _engine_will_use(ctx, index)
+
+
+def _want_bias_grad(ctx, index: int = 2) -> bool:
+    """Whether this backward must compute dL/db (a sum of dy; the engine decides, as for w)."""
+    if not ctx.needs_input_grad[index]:
+        return False
+    return torch.compiler.is_compiling() or _engine_will_use(ctx, index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,10 +331,10 @@ def _backward_conv2d(ctx, dy):
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
         dx = _conv_dx(dy, w, ctx.x_hw, stride, padding, dilation, groups)
-    if _want_weight_grad(ctx, w):
+    if _want_weight_grad(ctx):
         dw = _conv2d_weight_op(dy, x, list(w.shape), stride, padding, [0, 0], dilation, groups,
                                False)
-    if ctx.needs_input_grad[2]:
+    if _want_bias_grad(ctx):
         db = _bias_grad(dy, ctx.b_dtype)
     return dx, dw, db, None, None, None, None
 
@@ -305,10 +357,10 @@ def _backward_conv_transpose2d(ctx, dy):
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
         dx = _conv_transpose_dx(dy, w, ctx.x_hw, stride, padding, dilation, groups)
-    if _want_weight_grad(ctx, w):
+    if _want_weight_grad(ctx):
         dw = _conv2d_weight_op(dy, x, list(w.shape), stride, padding, output_padding, dilation,
                                groups, True)
-    if ctx.needs_input_grad[2]:
+    if _want_bias_grad(ctx):
         db = _bias_grad(dy, ctx.b_dtype)
     return dx, dw, db, None, None, None, None, None
 

@@ -431,7 +431,7 @@ def _fused_bwd(ctx, dy, dc_out):
         from .conv2d import _want_weight_grad  # no_weight_gradients(), and engine pruning
 
         pady, padx = ctx.pad
-        if _want_weight_grad(ctx, w):
+        if _want_weight_grad(ctx):
             if _fused_wgrad_applies(ctx):
                 dw = _wgrad_op(dc, x, s, w.shape[2], w.shape[3], padx, pady, ctx.args[4])
             else:

@@ -16,9 +16,10 @@ No gamma / weight factor is applied: multiply by ``gamma / 2`` (R1, R2), ``lambd
 (float64 for float64 inputs), so a half-precision D gives a float32 penalty.
 
 How they run: the inner gradient is taken with ``torch.autograd.grad(..., create_graph=True)``
-inside :func:`fastgan.ops.no_weight_gradients`, so fastgan convolutions skip the weight gradients
-that pass does not need; the penalty's own backward (``penalty.backward()``) then reaches D's (or
-G's) parameters with the right second-order gradients.  D may be built from fastgan ops or plain
+w.r.t. the input only, so fastgan convolutions skip the weight gradients that pass does not need
+(they ask autograd's engine, as PyTorch's own convolution does; no process-wide switch is set);
+the penalty's own backward (``penalty.backward()``) then reaches D's (or G's) parameters with the
+right second-order gradients.  D may be built from fastgan ops or plain
 PyTorch layers; anything twice differentiable works.
 
 They run eagerly.  ``torch.compile`` cannot differentiate a compiled graph twice, so:
@@ -45,7 +46,6 @@ from typing import Any, Callable, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .conv2d import no_weight_gradients
 
 __all__ = ["r1_penalty", "r2_penalty", "wgan_gp_penalty", "path_length_penalty",
            "PathLengthPenalty"]
@@ -90,14 +90,14 @@ def _with_grad(f):
 
 
 def _input_grad(fn: str, what: str, out: Any, x: Tensor) -> Tensor:
-    """d out.sum() / d x with create_graph=True, weight gradients of fastgan convs skipped."""
+    """d out.sum() / d x with create_graph=True (fastgan convs skip the weight gradients that this
+    pass does not use: the engine is asked, no switch needed)."""
     if not isinstance(out, Tensor):
         raise TypeError(f"{fn}: {what} must return a torch.Tensor, got {type(out).__name__}")
     if not out.requires_grad:
         raise ValueError(f"{fn}: the output of {what} does not depend on its input (it does not "
                          "require grad); the gradient penalty is undefined")
-    with no_weight_gradients():
-        (g,) = torch.autograd.grad(out.sum(), x, create_graph=True, allow_unused=True)
+    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True, allow_unused=True)
     if g is None:
         raise ValueError(f"{fn}: the output of {what} does not depend on its input x (the gradient "
                          "w.r.t. x is None); the gradient penalty is undefined")
@@ -122,9 +122,7 @@ def _grad_penalty(fn: str, D: Callable, x: Tensor, args, kwargs, return_logits: 
     if not callable(D):
         raise TypeError(f"{fn}: D must be callable (a module or function), got {type(D).__name__}")
     x = x.detach().requires_grad_(True)
-    # D gets a view of the leaf: a leaf used as a fastgan conv weight would have its gradient
-    # dropped by no_weight_gradients() in the inner pass; a computed tensor is asked about instead
-    logits = D(x.view_as(x), *args, **kwargs)
+    logits = D(x, *args, **kwargs)
     penalty = _sq_norms(_input_grad(fn, "D", logits, x)).mean()
     return (penalty, logits) if return_logits else penalty
 
@@ -198,7 +196,7 @@ def wgan_gp_penalty(critic: Callable, real: Tensor, fake: Tensor, *args,
     u = torch.rand(shape, generator=generator, device=real.device,
                    dtype=_acc_dtype(real.dtype)).to(real.dtype)
     x = (real + u * (fake - real)).requires_grad_(True)
-    g = _input_grad(fn, "critic", critic(x.view_as(x), *args, **kwargs), x)  # view: see r1
+    g = _input_grad(fn, "critic", critic(x, *args, **kwargs), x)
     return (_norms(g) - 1).square().mean()
 
 

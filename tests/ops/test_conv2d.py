@@ -27,6 +27,15 @@ def wgrad_calls(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def bias_calls(monkeypatch):
+    """Counts the bias-gradient sums of the convolutions' backward."""
+    calls = []
+    real = C._bias_grad
+    monkeypatch.setattr(C, "_bias_grad", lambda *a: (calls.append(1), real(*a))[1])
+    return calls
+
+
 # (x shape, w shape, kwargs) -- conv2d
 CONV_CASES = [
     ((2, 4, 7, 9), (6, 4, 3, 3), dict()),
@@ -155,17 +164,67 @@ def _r1(D, x):
     return g.square().sum((1, 2, 3)).mean()
 
 
-def test_needs_input_grad_is_not_pruned_by_autograd_grad(wgrad_calls):
-    """The reason no_weight_gradients exists: autograd.grad(out, x) still runs the weight
-    gradient of every leaf weight (ctx.needs_input_grad is fixed at forward time)."""
+def test_leaf_weights_are_pruned_by_the_engine(wgrad_calls, bias_calls):
+    """autograd.grad(out, x) runs no weight gradient and no bias sum for leaf parameters, with or
+    without the switch (as PyTorch's own convolution): the engine says their AccumulateGrad nodes
+    will not run.  ctx.needs_input_grad alone would say True for every one of them."""
     D = _net(_params())
     x = _rand(2, 3, 8, 8).requires_grad_()
-    torch.autograd.grad(D(x).sum(), x, create_graph=True)
-    assert len(wgrad_calls) == 3
-    wgrad_calls.clear()
-    with no_weight_gradients():
-        torch.autograd.grad(D(x).sum(), x, create_graph=True)
-    assert wgrad_calls == []
+    for flag in (False, True):
+        (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+        assert wgrad_calls == [] and bias_calls == []
+        assert g.abs().max() > 0
+    D(x).sum().backward(inputs=[x])  # backward restricted to x: the same
+    assert wgrad_calls == [] and bias_calls == []
+    D(x).sum().backward()            # a full backward computes all three, and the bias sum
+    assert len(wgrad_calls) == 3 and len(bias_calls) == 1
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_requested_leaf_weights_keep_their_gradients(wgrad_calls, bias_calls, fast_path):
+    """autograd.grad w.r.t. some of the weights computes exactly those (the engine raises for a
+    captured leaf, which counts as "used"), with the fast path and through the dispatcher."""
+    from fastgan.ops._custom_op import eager_fast_path
+
+    ours, ref = _params(), _params()
+    x = _rand(2, 3, 8, 8)
+    with eager_fast_path(fast_path):
+        got = torch.autograd.grad(_net(ours)(x).sum(), [ours[1], ours[3]])
+        assert len(wgrad_calls) == 1 and len(bias_calls) == 1
+        wgrad_calls.clear()
+        bias_calls.clear()
+        (gx,) = torch.autograd.grad(_net(ours)(x.requires_grad_()).sum(), x)
+        assert wgrad_calls == [] and bias_calls == []
+    want = torch.autograd.grad(_net(ref, F.conv2d)(x).sum(), [ref[1], ref[3]])
+    for g, t in zip(got, want):
+        torch.testing.assert_close(g, t, rtol=1e-12, atol=1e-12)
+
+
+def test_checkpoint_gradients(wgrad_calls):
+    """Activation checkpointing hands the backward recomputed (detached) saved tensors, not the
+    graph's own: with leaf and computed weights, in both checkpoint modes, every gradient must
+    still arrive (a wrongly skipped one would be a silent None here).  (torch.func transforms do
+    not run torch.library custom ops with an autograd formula on this torch: not tested.)"""
+    from torch.utils.checkpoint import checkpoint
+
+    x = _rand(2, 3, 8, 8)
+    # (reentrant, use autograd.grad): the reentrant mode supports .backward() only
+    for reentrant, by_grad in ((False, False), (False, True), (True, False)):
+        for gain in (None, 0.7):
+            def run(params, op):
+                xi = x.clone().requires_grad_()
+                out = checkpoint(lambda v: _net(params, op, gain)(v).square().sum(), xi,
+                                 use_reentrant=reentrant)
+                if by_grad:
+                    return torch.autograd.grad(out, [*params, xi])
+                out.backward()
+                return [p.grad for p in params] + [xi.grad]
+
+            ours, ref = _params(), _params()
+            for g, t in zip(run(ours, conv2d), run(ref, F.conv2d)):
+                assert g is not None and t.abs().max() > 0
+                torch.testing.assert_close(g, t, rtol=1e-12, atol=1e-12)
+    assert wgrad_calls
 
 
 def test_computed_weights_are_pruned_automatically(wgrad_calls):

@@ -229,7 +229,7 @@ def test_inner_pass_skips_weight_gradients(monkeypatch):
     calls = []
     real = C._weight_grad
     monkeypatch.setattr(C, "_weight_grad", lambda *a: (calls.append(1), real(*a))[1])
-    ps = _d_params(False)  # leaf weights: only the switch can skip them
+    ps = _d_params(False)  # leaf weights: skipped because the engine will not run their nodes
     pen = r1_penalty(_fastgan_d(ps, False), torch.randn(2, 3, 8, 8, dtype=D64))
     assert calls == []      # the inner pass computed no weight gradient ...
     pen.backward()
@@ -269,8 +269,8 @@ def test_path_length_zero_gradient_sample_is_finite():
 
 @pytest.mark.parametrize("fn", [r1_penalty, r2_penalty])
 def test_penalty_when_d_uses_x_as_a_conv_weight(fn):
-    # x as the *weight* of a fastgan conv: inside the inner pass's no_weight_gradients() a leaf
-    # weight's gradient is dropped, so the penalty hands D a view of its leaf
+    # x as the *weight* of a fastgan conv: the inner pass asks for this leaf weight's gradient,
+    # which the weight-gradient pruning must not drop
     k = torch.randn(2, 3, 5, 5, dtype=D64)
     x = torch.randn(4, 3, 3, 3, dtype=D64)
     got = fn(lambda x: conv2d(k, x).square().sum(), x)
@@ -342,7 +342,7 @@ def test_path_length_linear_generator(ws_shape):
 
 def test_path_length_through_modulated_fastgan_conv():
     """ws -> styles -> modulated conv weights: the weight gradient carries d img / d ws, so it must
-    survive the penalty's no_weight_gradients inner pass."""
+    survive the weight-gradient pruning of the penalty's inner pass."""
     g = torch.Generator().manual_seed(2)
     A = torch.randn(4, 6, generator=g, dtype=D64, requires_grad=True)
     W = torch.randn(5, 4, 3, 3, generator=g, dtype=D64, requires_grad=True)
