@@ -48,7 +48,7 @@ import torch.nn.functional as F
 
 from . import harness as H
 from fastgan.ops import bias_act, conv2d, conv2d_resample, no_weight_gradients, r1_penalty, setup_filter
-from fastgan.ops.conv2d import _engine_pruning
+from fastgan.ops._custom_op import engine_pruning
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -180,7 +180,7 @@ class BenchDiscriminator:
 def inner_step(D, x, switch: bool, prune: bool = True):
     def step():
         xi = x.detach().requires_grad_()
-        with no_weight_gradients(switch), _engine_pruning(prune):
+        with no_weight_gradients(switch), engine_pruning(prune):
             (g,) = torch.autograd.grad(D(xi).sum(), xi, create_graph=True)
         return (g,)
     return step

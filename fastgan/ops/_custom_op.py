@@ -26,7 +26,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["custom_op", "FastOp", "fast_path_enabled", "eager_fast_path"]
+__all__ = ["custom_op", "FastOp", "fast_path_enabled", "eager_fast_path", "input_grad_used",
+           "engine_pruning"]
 
 _ENABLED = os.environ.get("FASTGAN_EAGER_FAST_PATH", "1").strip() not in ("0", "false", "no", "off")
 
@@ -62,6 +63,46 @@ def eager_fast_path(enabled: bool):
         yield
     finally:
         _ENABLED = prev
+
+
+_ENGINE_PRUNING = True
+
+
+@contextlib.contextmanager
+def engine_pruning(enabled: bool):
+    """Within the block, :func:`input_grad_used` does (``True``, the default) or does not
+    (``False``) ask the engine; benchmark-only: what a backward that reads only
+    ``ctx.needs_input_grad`` costs.  Process-wide, not thread-local."""
+    global _ENGINE_PRUNING
+    prev, _ENGINE_PRUNING = _ENGINE_PRUNING, bool(enabled)
+    try:
+        yield
+    finally:
+        _ENGINE_PRUNING = prev
+
+
+def input_grad_used(ctx, i: int) -> bool:
+    """Whether a backward formula must compute the gradient of its node's input ``i``:
+    ``ctx.needs_input_grad[i]``, refined by autograd's engine, as PyTorch's own C++ backward
+    nodes do.  ``needs_input_grad`` is fixed at forward time, so it stays True for a parameter
+    inside ``torch.autograd.grad(out, x)`` (a gradient penalty's inner pass) or
+    ``out.backward(inputs=[x])``; the engine knows that the node at the other end of that input's
+    edge (its ``grad_fn``, or a leaf's AccumulateGrad) will not run, and this returns False.
+
+    Every other engine answer means "used": a leaf that ``torch.autograd.grad`` returns (the
+    engine raises for those), no engine pass running (a backward traced by torch.compile, or
+    called directly).  The edge is the node's own (``ctx.next_functions``), never rebuilt from a
+    saved tensor, so checkpointing's recomputed saved tensors cannot mislead it; the query costs
+    well under a microsecond."""
+    if not ctx.needs_input_grad[i]:
+        return False
+    if not _ENGINE_PRUNING or torch.compiler.is_compiling():
+        return True  # a compiled backward is traced once for every later call: never skip there
+    try:
+        node = ctx.next_functions[i][0]
+        return node is None or bool(_C._will_engine_execute_node(node))
+    except (RuntimeError, AttributeError, IndexError, TypeError):
+        return True
 
 
 def _plain_eager(args) -> bool:

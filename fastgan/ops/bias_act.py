@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._custom_op import custom_op
+from ._custom_op import custom_op, input_grad_used
 from ._backend import resolve_impl
 
 __all__ = ["bias_act", "fused_leaky_relu", "ACTIVATIONS"]
@@ -436,7 +436,7 @@ def _setup_fwd(ctx, inputs, output):
 
 def _backward_fwd(ctx, dy):
     x, b, y = ctx.saved_tensors
-    with_db = ctx.needs_input_grad[1]
+    with_db = input_grad_used(ctx, 1)  # not for a parameter the running pass leaves alone
     ds, db = _bias_act_grad_op(dy, x, b, y, *ctx.args, with_db)
     return ds, (db.to(ctx.b_dtype) if with_db else None), None, None, None, None, None, None
 
@@ -468,7 +468,8 @@ def _backward_grad(ctx, gg, gdb):
         t = _bias_act_grad2_op(gg, dy, x, b, y, *ctx.args)
         if x is not None:   # derivative taken w.r.t. s = x + b
             d_x = t if ctx.needs_input_grad[1] else None
-            d_b = _reduce_to_bias(t, b.dtype, dim) if b is not None and ctx.needs_input_grad[2] else None
+            if b is not None and input_grad_used(ctx, 2):
+                d_b = _reduce_to_bias(t, b.dtype, dim)
         else:               # w.r.t. the saved output; autograd carries it back to x and b
             d_y = t if ctx.needs_input_grad[3] else None
     return d_dy, d_x, d_b, d_y, None, None, None, None, None, None, None

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._custom_op import custom_op
+from ._custom_op import custom_op, input_grad_used
 
 
 __all__ = ["conv2d", "conv_transpose2d", "no_weight_gradients", "weight_gradients_disabled"]
@@ -137,39 +137,6 @@ def weight_gradients_disabled() -> bool:
     return _nwg_depth > 0
 
 
-_ENGINE_PRUNING = True  # False: compute every requested gradient (bench/penalties.py compares)
-
-
-@contextlib.contextmanager
-def _engine_pruning(enabled: bool):
-    """Within the block, weight / bias gradients are (True) or are not (False) skipped when the
-    engine will not use them; benchmark-only (what a registered op without the query costs)."""
-    global _ENGINE_PRUNING
-    prev, _ENGINE_PRUNING = _ENGINE_PRUNING, bool(enabled)
-    try:
-        yield
-    finally:
-        _ENGINE_PRUNING = prev
-
-
-def _engine_will_use(ctx, i: int) -> bool:
-    """Whether the running backward pass uses the gradient of this node's input ``i``: False only
-    when the engine says the node at the other end of that input's edge (the input's ``grad_fn``,
-    or a leaf's AccumulateGrad) will not execute -- e.g. a parameter inside
-    ``torch.autograd.grad(out, x)``.  Every other answer means "used": a leaf that
-    ``torch.autograd.grad`` returns (the engine raises for those), no engine pass running (a
-    direct call of the backward).  The edge is the node's own (``ctx.next_functions``), not
-    rebuilt from a saved tensor, so checkpointing's recomputed saved tensors cannot mislead it;
-    reading it costs well under a microsecond."""
-    if not _ENGINE_PRUNING:
-        return True
-    try:
-        node = ctx.next_functions[i][0]
-        return node is None or bool(torch._C._will_engine_execute_node(node))
-    except (RuntimeError, AttributeError, IndexError, TypeError):
-        return True
-
-
 def _is_leaf_edge(ctx, i: int) -> bool:
     """Whether input ``i`` of this node is a leaf tensor (its edge ends in an AccumulateGrad)."""
     try:
@@ -184,18 +151,9 @@ def _want_weight_grad(ctx, index: int = 1) -> bool:
     docstring)."""
     if not ctx.needs_input_grad[index]:
         return False
-    if torch.compiler.is_compiling():
-        return True  # traced once for every later call: never bake a skip into the graph
-    if _nwg_depth > 0 and _is_leaf_edge(ctx, index):
+    if _nwg_depth > 0 and not torch.compiler.is_compiling() and _is_leaf_edge(ctx, index):
         return False  # a leaf inside no_weight_gradients(): dropped even where it is asked for
-    return _engine_will_use(ctx, index)
-
-
-def _want_bias_grad(ctx, index: int = 2) -> bool:
-    """Whether this backward must compute dL/db (a sum of dy; the engine decides, as for w)."""
-    if not ctx.needs_input_grad[index]:
-        return False
-    return torch.compiler.is_compiling() or _engine_will_use(ctx, index)
+    return input_grad_used(ctx, index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +292,7 @@ def _backward_conv2d(ctx, dy):
     if _want_weight_grad(ctx):
         dw = _conv2d_weight_op(dy, x, list(w.shape), stride, padding, [0, 0], dilation, groups,
                                False)
-    if _want_bias_grad(ctx):
+    if input_grad_used(ctx, 2):
         db = _bias_grad(dy, ctx.b_dtype)
     return dx, dw, db, None, None, None, None
 
@@ -360,7 +318,7 @@ def _backward_conv_transpose2d(ctx, dy):
     if _want_weight_grad(ctx):
         dw = _conv2d_weight_op(dy, x, list(w.shape), stride, padding, output_padding, dilation,
                                groups, True)
-    if _want_bias_grad(ctx):
+    if input_grad_used(ctx, 2):
         db = _bias_grad(dy, ctx.b_dtype)
     return dx, dw, db, None, None, None, None, None
 

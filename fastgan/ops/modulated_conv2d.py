@@ -60,7 +60,7 @@ from torch import Tensor
 
 import importlib
 
-from ._custom_op import custom_op
+from ._custom_op import custom_op, input_grad_used
 from ._backend import cuda_ext_has_ops, fallback_if_ext_lacks_op, resolve_impl
 from .conv2d_resample import conv2d_resample
 
@@ -243,7 +243,7 @@ def _epilogue_bwd(ctx, dy):
     c, d, noise, b, y = ctx.saved_tensors
     dy = dy.contiguous(memory_format=_memory_format(y)) if dy.stride() != y.stride() else dy
     dc, dd, dnoise, db = _epilogue_backward(dy, c, d, noise, b, y, *ctx.args,
-                                            needs=ctx.needs_input_grad[:4])
+                                            needs=tuple(input_grad_used(ctx, i) for i in range(4)))
     return dc, dd, dnoise, db, None, None, None, None, None
 
 
@@ -411,7 +411,8 @@ def _fused_bwd(ctx, dy, dc_out):
     x, w, s, d, noise, b, y, c = ctx.saved_tensors
     if dy is None:
         dy = torch.zeros_like(y)
-    need = ctx.needs_input_grad
+    # x, w, s, d, noise, b: what the running pass uses (w's own test is _want_weight_grad's)
+    need = tuple(input_grad_used(ctx, i) for i in range(6))
     act, alpha, gain = ctx.args[:3]
     if not ctx.save_c:
         c = None

@@ -209,6 +209,44 @@ def test_third_order_raises_clearly():
         torch.autograd.grad(h.sum(), x)
 
 
+@pytest.mark.parametrize("act", ["lrelu", "swish"])
+def test_bias_gradient_only_where_the_pass_uses_it(act, monkeypatch):
+    """A penalty's inner pass (autograd.grad w.r.t. x) computes no dL/db for a leaf bias, first
+    or second order; passes that ask for b get it, equal to torch autograd of the definition."""
+    B = sys.modules["fastgan.ops.bias_act"]  # the module (fastgan.ops.bias_act is the function)
+    seen, real = [], B._bias_act_grad_op
+    monkeypatch.setattr(B, "_bias_act_grad_op", lambda *a: (seen.append(a[-1]), real(*a))[1])
+    reduces, real_reduce = [], B._reduce_to_bias
+    monkeypatch.setattr(B, "_reduce_to_bias", lambda *a: (reduces.append(1), real_reduce(*a))[1])
+    x, b = _rand((3, 4, 5)).requires_grad_(), _rand((4,)).requires_grad_()
+
+    def ours(x, b):
+        return bias_act(x, b, act=act, impl="ref")
+
+    def theirs(x, b):
+        s = x + b.view(1, -1, 1)
+        return (torch.nn.functional.leaky_relu(s, 0.2) if act == "lrelu" else s * s.sigmoid()) \
+            * math.sqrt(2)
+
+    (g,) = torch.autograd.grad(ours(x, b).square().sum(), x, create_graph=True)
+    assert seen == [False]                          # first order: no db
+    pen = g.square().sum()
+    (gx,) = torch.autograd.grad(pen, x, retain_graph=True)
+    assert reduces == []                            # second order w.r.t. x only: no reduction
+    (gb,) = torch.autograd.grad(pen, b)
+    assert reduces                                  # ... w.r.t. b: reduced
+
+    (g_t,) = torch.autograd.grad(theirs(x, b).square().sum(), x, create_graph=True)
+    want = torch.autograd.grad(g_t.square().sum(), (x, b))
+    torch.testing.assert_close(g, g_t)
+    torch.testing.assert_close(gx, want[0])
+    torch.testing.assert_close(gb, want[1])
+    seen.clear()
+    got = torch.autograd.grad(ours(x, b).square().sum(), (x, b))
+    assert seen == [True]
+    torch.testing.assert_close(got[1], torch.autograd.grad(theirs(x, b).square().sum(), b)[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # rosinality drop-ins
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import fastgan.ops as ops
 from fastgan.ops import _custom_op
-from fastgan.ops._custom_op import FastOp, custom_op, eager_fast_path
+from fastgan.ops._custom_op import FastOp, custom_op, eager_fast_path, input_grad_used
 from fastgan.ops.bias_act import _bias_act_op
 
 pytestmark = pytest.mark.skipif(not _custom_op.fast_path_enabled(),
@@ -245,6 +245,104 @@ def test_needs_input_grad_and_gradient():
     (g,) = torch.autograd.grad(_probe(x, 3.0, 0.5).sum(), x)
     assert torch.equal(g, torch.full((3,), 3.0))
     assert ("needs", (True, False, False)) in _seen
+
+
+@custom_op("fastgan_test::used_probe")
+def _used_probe(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return x * w + b
+
+
+@_used_probe.register_fake
+def _(x, w, b):
+    return torch.empty_like(x)
+
+
+_used = []
+
+
+def _used_probe_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[0], inputs[1])
+
+
+def _used_probe_backward(ctx, g):
+    x, w = ctx.saved_tensors
+    used = tuple(input_grad_used(ctx, i) for i in range(3))
+    _used.append(used)
+    return (g * w if used[0] else None, g * x if used[1] else None, g if used[2] else None)
+
+
+_used_probe.register_autograd(_used_probe_backward, setup_context=_used_probe_setup)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_input_grad_used_asks_the_engine(fast):
+    """input_grad_used(ctx, i): needs_input_grad[i] refined by what the running pass executes;
+    x a leaf input, w a leaf parameter, b a computed parameter (b0 * 2), through the fast path
+    and the dispatcher.  The gradients that are computed stay exact."""
+    x, w, b0 = (torch.randn(4, dtype=DT, requires_grad=True) for _ in range(3))
+
+    def run(how):
+        _used.clear()
+        with eager_fast_path(fast):
+            y = _used_probe(x, w, b0 * 2).square().sum()
+            out = how(y)
+        (used,) = _used
+        return used, out
+
+    want_x, want_w = 2 * (x * w + 2 * b0) * w, 2 * (x * w + 2 * b0) * x
+    used, (gx,) = run(lambda y: torch.autograd.grad(y, x))
+    assert used == (True, False, False)     # what a penalty's inner pass wants
+    torch.testing.assert_close(gx, want_x.detach())
+    used, (gx, gw) = run(lambda y: torch.autograd.grad(y, [x, w]))
+    assert used == (True, True, False)      # a requested leaf: the engine raises -> used
+    torch.testing.assert_close(gw, want_w.detach())
+    used, (gb0,) = run(lambda y: torch.autograd.grad(y, b0))
+    assert used == (False, False, True)
+    used, _ = run(lambda y: y.backward(inputs=[w]))
+    assert used == (False, True, False)
+    torch.testing.assert_close(w.grad, want_w.detach())
+    assert x.grad is None and b0.grad is None
+    used, _ = run(lambda y: y.backward())
+    assert used == (True, True, True)
+    with _custom_op.engine_pruning(False):  # the benchmark's "unpruned" variant
+        used, _ = run(lambda y: torch.autograd.grad(y, x))
+    assert used == (True, True, True)
+    with torch.no_grad():
+        xd = x.detach()
+    _used.clear()
+    with eager_fast_path(fast):
+        torch.autograd.grad(_used_probe(xd, w, b0 * 2).sum(), w)
+    assert _used == [(False, True, False)]  # x does not require grad
+
+
+def test_input_grad_used_outside_an_engine_pass():
+    """Called with no backward pass running (a backward formula called directly, or traced by
+    torch.compile's AOT autograd): every input that needs a gradient counts as used."""
+    class Ctx:
+        needs_input_grad = (True, False, True)
+        next_functions = ((None, 0), (None, 0), (None, 0))
+
+    assert [input_grad_used(Ctx, i) for i in range(3)] == [True, False, True]
+    x = torch.randn(3, requires_grad=True)
+    y = (x * 2).sum()
+
+    class Ctx2:
+        needs_input_grad = (True,)
+        next_functions = ((y.grad_fn, 0),)
+
+    assert input_grad_used(Ctx2, 0)  # the engine raises outside a pass: used
+
+
+def test_input_grad_used_under_compile():
+    """A compiled forward + backward traces the backward once: nothing is pruned there, and the
+    gradients equal eager's."""
+    x, w, b0 = (torch.randn(4, dtype=DT, requires_grad=True) for _ in range(3))
+    f = torch.compile(lambda x, w, b0: _used_probe(x, w, b0 * 2).square().sum(), fullgraph=True,
+                      backend="aot_eager")
+    got = torch.autograd.grad(f(x, w, b0), [x, w, b0])
+    want = torch.autograd.grad(_used_probe(x, w, b0 * 2).square().sum(), [x, w, b0])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_fastop_api():

@@ -243,6 +243,47 @@ def test_path_length_second_order(fused):
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_path_length_pass_skips_bias_and_noise_gradients(fused, monkeypatch):
+    """The path-length inner pass (grad w.r.t. the latents) does not need d/d bias or d/d noise:
+    the epilogue backward is asked for neither (the engine says their nodes will not run); a
+    pass that asks for them gets them, equal to torch autograd of the composite."""
+    M = importlib.import_module("fastgan.ops.modulated_conv2d")
+    seen, real = [], M._epilogue_backward
+
+    def spy(*args, needs):
+        seen.append(tuple(bool(v) for v in needs))
+        return real(*args, needs=needs)
+
+    monkeypatch.setattr(M, "_epilogue_backward", spy)
+
+    x, w, _, b, nz = _inputs(n=2, i=3, o=4, h=5, w=5, grad=True)
+    wlat = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    aff = torch.randn(3, 6, dtype=torch.float64)
+
+    def layer(mc_fused):
+        return modulated_conv2d(x, w, wlat @ aff.t() + 1, noise=nz, padding=1, bias=b,
+                                act="lrelu", fused_modconv=mc_fused, impl="ref")
+
+    torch.autograd.grad(layer(fused).sum(), wlat)
+    assert seen and all(n[2:] == (False, False) for n in seen)   # (c, d, noise, bias)
+    seen.clear()
+    got = torch.autograd.grad(layer(fused).square().sum(), (nz, b))
+    assert seen and all(n[2:] == (True, True) for n in seen)
+
+    def plain():
+        s = wlat @ aff.t() + 1
+        wn = w[None] * s[:, None, :, None, None]
+        d = (wn.square().sum([2, 3, 4]) + 1e-8).rsqrt()
+        c = F.conv2d(x * s[:, :, None, None], w, padding=1)
+        return F.leaky_relu(c * d[:, :, None, None] + nz + b[None, :, None, None], 0.2) \
+            * math.sqrt(2)
+
+    want = torch.autograd.grad(plain().square().sum(), (nz, b))
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+
+
 def test_no_input_grad_skips_c():
     """Forward-only calls do not write the raw convolution (the fused op returns an empty c)."""
     x, w, s, b, nz = _inputs()
