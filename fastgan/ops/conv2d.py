@@ -35,7 +35,7 @@ throw them away, as PyTorch's own convolution does:
   (``torch._C._will_engine_execute_node``), so a weight that the differentiated input does reach
   (a modulated weight in a path-length pass), or that ``torch.autograd.grad`` is asked for, keeps
   its gradient.  ``ctx.needs_input_grad`` alone cannot tell: it is fixed at forward time and
-  stays True for every weight that requires grad (tests/ops/test_conv2d.py checks both);
+  stays True for every weight that requires grad (tests/ops/test_custom_op.py checks both);
 * w is a leaf and the pass runs inside :func:`no_weight_gradients` (NVlabs' switch).  With the
   engine pruning above, the switch adds nothing to a penalty's inner ``torch.autograd.grad``; it
   still drops leaf-weight gradients that a pass inside would otherwise compute (a
@@ -60,7 +60,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._custom_op import custom_op, input_grad_used
-
 
 __all__ = ["conv2d", "conv_transpose2d", "no_weight_gradients", "weight_gradients_disabled"]
 

@@ -19,8 +19,8 @@ How they run: the inner gradient is taken with ``torch.autograd.grad(..., create
 w.r.t. the input only, so fastgan convolutions skip the weight gradients that pass does not need
 (they ask autograd's engine, as PyTorch's own convolution does; no process-wide switch is set);
 the penalty's own backward (``penalty.backward()``) then reaches D's (or G's) parameters with the
-right second-order gradients.  D may be built from fastgan ops or plain
-PyTorch layers; anything twice differentiable works.
+right second-order gradients.  D may be built from fastgan ops or plain PyTorch layers; anything
+twice differentiable works.
 
 They run eagerly.  ``torch.compile`` cannot differentiate a compiled graph twice, so:
 
@@ -45,7 +45,6 @@ from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-
 
 __all__ = ["r1_penalty", "r2_penalty", "wgan_gp_penalty", "path_length_penalty",
            "PathLengthPenalty"]
