@@ -90,6 +90,9 @@ def _ext_modules():
     ext = CUDAExtension(
         name="fastgan._C",
         sources=sources,
+        # headers: a rebuild without ninja (which tracks them itself) still sees their edits
+        depends=sorted(glob.glob(os.path.join("csrc", "*.h"))
+                       + glob.glob(os.path.join("csrc", "*.cuh"))),
         include_dirs=[os.path.join(ROOT, "csrc")],
         extra_compile_args={
             "cxx": ["-O3", "-std=c++20"],

@@ -1,10 +1,9 @@
 // fastgan: device helpers for the elementwise CUDA kernels: storage / compute scalar types, the
 // activation functions and their derivatives, multiply-high division by run-time constants, 16-byte
-// vector loads, and two host helpers.  Extracted verbatim from bias_act.cu (so the activations of
-// every CUDA kernel are one code); bias_act.cu is meant to include this header in place of its own
-// copy of these definitions (byte-identical device code either way).  Every definition is
-// __host__ __device__ (FG_HD) where it runs in kernels, so the CPU emulation harnesses in
-// tests/csrc/ can run the kernels' thread functions on the host.
+// vector loads.  Shared by bias_act.cu and modconv.cu, so the activations of every CUDA kernel are
+// one code (the scalar types and read-only loads come from scalar.cuh, the host helpers from
+// host_util.cuh).  Every definition is __host__ __device__ (FG_HD) where it runs in kernels, so
+// the CPU emulation harnesses in tests/csrc/ can run the kernels' thread functions on the host.
 //
 // Included by .cu files only (nvcc); everything sits in an anonymous namespace, so each translation
 // unit gets its own copy and nothing collides at link time.
@@ -20,7 +19,7 @@
 
 #include "bias_act.h"  // FASTGAN_ACT_* ids, FASTGAN_DTYPE_* codes
 #include "host_util.cuh"  // aligned16, sm_count
-#include "scalar.cuh"     // AccOf, to_acc, from_acc
+#include "scalar.cuh"     // AccOf, Acc, to_acc, from_acc, ldg, ld_acc
 
 namespace {
 
@@ -158,11 +157,7 @@ template <typename T, int V> struct alignas(16) Pack { T v[V]; };
 // Read-only loads (ld.global.nc); plain loads in the host emulation.
 template <typename T, int V>
 FG_HD Pack<T, V> ld_vec(const void* base, size_t j) {
-#ifdef __CUDA_ARCH__
-    const uint4 raw = __ldg(static_cast<const uint4*>(base) + j);
-#else
-    const uint4 raw = static_cast<const uint4*>(base)[j];
-#endif
+    const uint4 raw = ldg(static_cast<const uint4*>(base) + j);
     Pack<T, V> pk;
     memcpy(&pk, &raw, sizeof(raw));
     return pk;
@@ -170,11 +165,7 @@ FG_HD Pack<T, V> ld_vec(const void* base, size_t j) {
 
 template <typename T>
 FG_HD typename AccOf<T>::type ld_elem(const void* base, size_t i) {
-#ifdef __CUDA_ARCH__
-    return to_acc<T>(__ldg(static_cast<const T*>(base) + i));
-#else
-    return to_acc<T>(static_cast<const T*>(base)[i]);
-#endif
+    return ld_acc(static_cast<const T*>(base) + i);
 }
 
 }  // namespace

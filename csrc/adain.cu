@@ -26,7 +26,7 @@
 // a launch on the CPU block by block, phase by phase, thread by thread.
 #include "adain.h"
 #include "host_util.cuh"  // aligned16, sm_count
-#include "scalar.cuh"     // AccOf, to_acc, from_acc
+#include "scalar.cuh"     // AccOf, to_acc, from_acc, ldg
 
 #include <atomic>
 #include <cstdint>
@@ -39,15 +39,6 @@
 namespace {
 
 constexpr int kThreads = 256;
-
-// Read-only loads (ld.global.nc); plain loads in the host emulation.
-template <typename U> FG_HD U ldg(const U* p) {
-#ifdef __CUDA_ARCH__
-    return __ldg(p);
-#else
-    return *p;
-#endif
-}
 
 // Per-plane parameters (gamma, beta, dgamma, dbeta) have their own dtype: element type or float32.
 template <typename A> FG_HD A load_param(const void* p, int code, int64_t i) {
@@ -310,50 +301,51 @@ template <typename T, int V, bool CL, int MODE, typename A>
 FG_HD void fwd_finish(const KParams<A>& p, const Geo& g, unsigned by, unsigned splits, const Smem<A>& s) {
     constexpr int NS = CL ? V : 1;
     if (!g.valid) return;
-    const T* x = static_cast<const T*>(p.x);
-    const int root = g.root();
-    A mean[NS], rstd[NS];
     if constexpr (MODE == 1) {
         write_partials<NS>(p, g, by, splits, s);
-        return;
-    } else if constexpr (MODE == 0) {
-        load_shift<T, V, CL>(x, g, mean);
-#pragma unroll
-        for (int j = 0; j < NS; ++j) {
-            mean[j] += s.a[root * NS + j];
-            rstd[j] = m_rsqrt(s.b[root * NS + j] * p.inv_m + p.eps);
-        }
-        if (g.r == 0) {
+    } else {  // (an else, not an early return: no unreachable tail in the MODE 1 instantiations)
+        const T* x = static_cast<const T*>(p.x);
+        const int root = g.root();
+        A mean[NS], rstd[NS];
+        if constexpr (MODE == 0) {
+            load_shift<T, V, CL>(x, g, mean);
 #pragma unroll
             for (int j = 0; j < NS; ++j) {
-                p.mean[g.plane + j] = mean[j];
-                p.rstd[g.plane + j] = rstd[j];
+                mean[j] += s.a[root * NS + j];
+                rstd[j] = m_rsqrt(s.b[root * NS + j] * p.inv_m + p.eps);
+            }
+            if (g.r == 0) {
+#pragma unroll
+                for (int j = 0; j < NS; ++j) {
+                    p.mean[g.plane + j] = mean[j];
+                    p.rstd[g.plane + j] = rstd[j];
+                }
+            }
+        } else {
+#pragma unroll
+            for (int j = 0; j < NS; ++j) {
+                mean[j] = p.mean[g.plane + j];
+                rstd[j] = p.rstd[g.plane + j];
             }
         }
-    } else {
+        A scale[NS], shift[NS];
 #pragma unroll
         for (int j = 0; j < NS; ++j) {
-            mean[j] = p.mean[g.plane + j];
-            rstd[j] = p.rstd[g.plane + j];
+            scale[j] = rstd[j] * load_param<A>(p.gamma, p.gamma_code, g.plane + j);
+            shift[j] = load_param<A>(p.beta, p.beta_code, g.plane + j);
         }
-    }
-    A scale[NS], shift[NS];
+        T* y = static_cast<T*>(p.y);
+        for (int64_t px = g.first(); px < g.s1; px += g.lane_step()) {
+            const int64_t off = g.base + px * g.pstride;
+            A v[V];
+            load_vec<T, V>(x + off, v);
 #pragma unroll
-    for (int j = 0; j < NS; ++j) {
-        scale[j] = rstd[j] * load_param<A>(p.gamma, p.gamma_code, g.plane + j);
-        shift[j] = load_param<A>(p.beta, p.beta_code, g.plane + j);
-    }
-    T* y = static_cast<T*>(p.y);
-    for (int64_t px = g.first(); px < g.s1; px += g.lane_step()) {
-        const int64_t off = g.base + px * g.pstride;
-        A v[V];
-        load_vec<T, V>(x + off, v);
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-            const int i = CL ? j : 0;
-            v[j] = (v[j] - mean[i]) * scale[i] + shift[i];
+            for (int j = 0; j < V; ++j) {
+                const int i = CL ? j : 0;
+                v[j] = (v[j] - mean[i]) * scale[i] + shift[i];
+            }
+            store_vec<T, V>(y + off, v);
         }
-        store_vec<T, V>(y + off, v);
     }
 }
 

@@ -28,8 +28,6 @@ constexpr int kThreads = 256;
 // ones (tensors of 2^31 elements or more) need more registers and get 2 (<= 128 registers).
 template <typename I> constexpr int kMinBlocksPerSM = sizeof(I) == 4 ? 4 : 2;
 
-template <typename T> using Acc = typename AccOf<T>::type;
-
 // 1 / sqrt(q), correctly rounded sqrt and reciprocal: --use_fast_math would otherwise make both
 // approximate for float (double sqrt / division are always IEEE).
 FG_HD float inv_sqrt(float q) {

@@ -60,6 +60,7 @@
 // with a wide margin before choosing the tiled path.
 #include "upfirdn2d.h"
 #include "host_util.cuh"  // sm_count
+#include "scalar.cuh"     // Acc, to_acc, from_acc, ldg, ld_acc
 
 #include <atomic>
 #include <cstdint>
@@ -71,8 +72,6 @@
 
 namespace {
 
-#define UFD_HD __host__ __device__ __forceinline__
-
 constexpr int kMaxThreads = 256;
 constexpr int kBY = 2;                  // output rows per thread
 constexpr int kCT = 32;                 // channels per channels_last tile (one per lane)
@@ -81,43 +80,18 @@ constexpr int kSmemBudget = 48 * 1024;  // dynamic smem per block (no opt-in nee
 constexpr int kMaxFxTiled = 12;         // largest reduced x filter of the tiled path
 
 // ------------------------------------------------------------------------------------------------
-// Element types: storage T, accumulation A.
-template <typename T> struct AccT { using type = float; };
-template <> struct AccT<double> { using type = double; };
-template <typename T> using Acc = typename AccT<T>::type;
-
-// Read-only loads (ld.global.nc on the device; plain loads in a host emulation).
-template <typename T> UFD_HD T ldg(const T* p) {
-#ifdef __CUDA_ARCH__
-    return __ldg(p);
-#else
-    return *p;
-#endif
-}
-UFD_HD float ld_acc(const float* p) { return ldg(p); }
-UFD_HD double ld_acc(const double* p) { return ldg(p); }
-UFD_HD float ld_acc(const __half* p) { return __half2float(ldg(p)); }
-UFD_HD float ld_acc(const __nv_bfloat16* p) { return __bfloat162float(ldg(p)); }
-
-template <typename T> struct Cvt;
-template <> struct Cvt<float> { static UFD_HD float to(float v) { return v; } };
-template <> struct Cvt<double> { static UFD_HD double to(double v) { return v; } };
-template <> struct Cvt<__half> { static UFD_HD __half to(float v) { return __float2half_rn(v); } };
-template <> struct Cvt<__nv_bfloat16> {
-    static UFD_HD __nv_bfloat16 to(float v) { return __float2bfloat16_rn(v); }
-};
-
-UFD_HD float fma_acc(float a, float b, float c) { return fmaf(a, b, c); }
-UFD_HD double fma_acc(double a, double b, double c) { return fma(a, b, c); }
-UFD_HD int imin(int a, int b) { return a < b ? a : b; }
-UFD_HD int imax(int a, int b) { return a > b ? a : b; }
+// Element types (storage T, accumulation Acc<T>), ldg, ld_acc, from_acc: scalar.cuh.
+FG_HD float fma_acc(float a, float b, float c) { return fmaf(a, b, c); }
+FG_HD double fma_acc(double a, double b, double c) { return fma(a, b, c); }
+FG_HD int imin(int a, int b) { return a < b ? a : b; }
+FG_HD int imax(int a, int b) { return a > b ? a : b; }
 
 // Floor / ceil division by b > 0 for any sign of a.
-UFD_HD int floor_div(int a, int b) {
+FG_HD int floor_div(int a, int b) {
     const int q = a / b;
     return q * b > a ? q - 1 : q;
 }
-UFD_HD int ceil_div(int a, int b) {
+FG_HD int ceil_div(int a, int b) {
     const int q = a / b;
     return q * b < a ? q + 1 : q;
 }
@@ -130,7 +104,7 @@ struct FastDiv64 {
     unsigned s;
 };
 
-UFD_HD int64_t fdiv(const FastDiv64& f, int64_t n) {
+FG_HD int64_t fdiv(const FastDiv64& f, int64_t n) {
     const uint64_t un = uint64_t(n);
 #ifdef __CUDA_ARCH__
     const uint64_t t = __umul64hi(un, f.m);
@@ -141,7 +115,7 @@ UFD_HD int64_t fdiv(const FastDiv64& f, int64_t n) {
 }
 
 // q = n / d, returns n % d.
-UFD_HD int64_t fdivmod(const FastDiv64& f, int64_t n, int64_t* q) {
+FG_HD int64_t fdivmod(const FastDiv64& f, int64_t n, int64_t* q) {
     *q = fdiv(f, n);
     return n - *q * int64_t(f.d);
 }
@@ -157,7 +131,7 @@ inline FastDiv64 make_fastdiv64(int64_t d) {
     return f;
 }
 
-UFD_HD int64_t pos_mod64(int64_t a, int64_t m) {
+FG_HD int64_t pos_mod64(int64_t a, int64_t m) {
     const int64_t r = a % m;
     return r < 0 ? r + m : r;
 }
@@ -198,7 +172,7 @@ template <typename A> struct TileArgs {
 };
 
 // Loads N consecutive accumulators from 16-byte aligned shared memory with vector loads.
-template <typename A, int N> UFD_HD void lds_vec(A (&d)[N], const A* s) {
+template <typename A, int N> FG_HD void lds_vec(A (&d)[N], const A* s) {
     if constexpr (sizeof(A) == 4) {
         static_assert(N % 4 == 0, "float vector loads take 4 values");
 #pragma unroll
@@ -221,7 +195,7 @@ template <typename A, int N> UFD_HD void lds_vec(A (&d)[N], const A* s) {
 }
 
 // One filter row (FXB taps) from shared memory.
-template <typename A, int FXB> UFD_HD void load_frow(A (&fr)[FXB], const A* s) {
+template <typename A, int FXB> FG_HD void load_frow(A (&fr)[FXB], const A* s) {
     if constexpr (FXB % 4 == 0) {
         lds_vec<A, FXB>(fr, s);
     } else {
@@ -232,7 +206,7 @@ template <typename A, int FXB> UFD_HD void load_frow(A (&fr)[FXB], const A* s) {
 
 // acc[m] += sum over the x taps of output m that hit real samples of fr[j] * window sample.
 template <typename A, typename X, int FXB>
-UFD_HD void x_accumulate(A (&acc)[X::BX], const A (&xw)[X::WX4], const A (&fr)[FXB], int Fx) {
+FG_HD void x_accumulate(A (&acc)[X::BX], const A (&xw)[X::WX4], const A (&fr)[FXB], int Fx) {
     if constexpr (X::U == 1) {
         // output m, tap j reads input column 4*sx + m*D + j
 #pragma unroll
@@ -264,10 +238,10 @@ UFD_HD void x_accumulate(A (&acc)[X::BX], const A (&xw)[X::WX4], const A (&fr)[F
 }
 
 // Stores N consecutive outputs (x stride 1) with the widest aligned vector stores.
-template <typename T, typename A, int N> UFD_HD void store_run(T* dst, const A (&v)[N]) {
+template <typename T, typename A, int N> FG_HD void store_run(T* dst, const A (&v)[N]) {
     T tv[N];
 #pragma unroll
-    for (int m = 0; m < N; ++m) tv[m] = Cvt<T>::to(v[m]);
+    for (int m = 0; m < N; ++m) tv[m] = from_acc<T>(v[m]);
     constexpr int kBytes = N * int(sizeof(T));
     constexpr int kChunk = kBytes >= 16 ? 16 : kBytes;
     if constexpr (kChunk >= 4) {
@@ -305,7 +279,7 @@ struct TileGeom {
 };
 
 template <int XU, int XD, bool CL, typename A>
-UFD_HD TileGeom tile_geom(const TileArgs<A>& a, int64_t t) {
+FG_HD TileGeom tile_geom(const TileArgs<A>& a, int64_t t) {
     TileGeom g;
     int64_t q, plane, n;
     const int txi = int(fdivmod(a.div_tx, t, &q));
@@ -337,7 +311,7 @@ UFD_HD TileGeom tile_geom(const TileArgs<A>& a, int64_t t) {
 // Reduced filter into smem, rows zero-padded to FXP (the zeros are never multiplied: taps >= Fx
 // are skipped).
 template <int FXP, typename A>
-UFD_HD void fill_filter(const TileArgs<A>& a, A* fs, int tid, int nthr) {
+FG_HD void fill_filter(const TileArgs<A>& a, A* fs, int tid, int nthr) {
     const int fs_elems = a.Fy * FXP;
     for (int e = tid; e < fs_elems; e += nthr) {
         const int i = e / FXP;
@@ -353,7 +327,7 @@ UFD_HD void fill_filter(const TileArgs<A>& a, A* fs, int tid, int nthr) {
 // columns c0.. (zeros outside [0, W); channels >= C of a channels_last tile are zeros too).
 // NCHW: ts[row][col]; channels_last: ts[row][col][kCT].
 template <typename T, bool CL, typename A>
-UFD_HD void fill_tile(const TileArgs<A>& a, const TileGeom& g, A* ts, int tid, int nthr) {
+FG_HD void fill_tile(const TileArgs<A>& a, const TileGeom& g, A* ts, int tid, int nthr) {
     const int IWS = a.IWS;
     const T* xp = static_cast<const T*>(a.x) + g.x_base;
     int unit, step, lane = 0;
@@ -402,7 +376,7 @@ UFD_HD void fill_tile(const TileArgs<A>& a, const TileGeom& g, A* ts, int tid, i
 // Thread tid's outputs of the tile: rows oy_t, oy_t + 1 (oy_t = oy_tile + 2*sy), columns
 // ox_t .. ox_t + BX - 1 (ox_t = ox_tile + BX*sx); channel cbase + lane for channels_last.
 template <typename T, int XU, int XD, int FXB, bool CL, typename A>
-UFD_HD void compute_store(const TileArgs<A>& a, const TileGeom& g, const A* fs, const A* ts, int tid) {
+FG_HD void compute_store(const TileArgs<A>& a, const TileGeom& g, const A* fs, const A* ts, int tid) {
     using X = XCfg<XU, XD, FXB>;
     int sx, sy, lane;
     if constexpr (CL) {
@@ -465,7 +439,7 @@ UFD_HD void compute_store(const TileArgs<A>& a, const TileGeom& g, const A* fs, 
                     for (int m = 0; m < X::BX; ++m) {
                         const int ox = ox_t + m;
                         if (ox >= 0 && ox < a.OW)
-                            op[int64_t(oy) * a.soh + int64_t(ox) * a.sow] = Cvt<T>::to(acc[b][m]);
+                            op[int64_t(oy) * a.soh + int64_t(ox) * a.sow] = from_acc<T>(acc[b][m]);
                     }
                 }
             }
@@ -483,7 +457,7 @@ UFD_HD void compute_store(const TileArgs<A>& a, const TileGeom& g, const A* fs, 
 #pragma unroll
                     for (int m = 0; m < X::BX; ++m) {
                         const int ox = ox_t + m;
-                        if (ox >= 0 && ox < a.OW) rp[int64_t(ox) * a.sow] = Cvt<T>::to(acc[b][m]);
+                        if (ox >= 0 && ox < a.OW) rp[int64_t(ox) * a.sow] = from_acc<T>(acc[b][m]);
                     }
                 }
             }
@@ -492,7 +466,7 @@ UFD_HD void compute_store(const TileArgs<A>& a, const TileGeom& g, const A* fs, 
 }
 
 // Smem layout: filter [Fy][FXP] then the tile, both 16-byte aligned.
-template <int FXP, typename A> UFD_HD A* tile_smem(A* fs, int Fy) { return fs + ((Fy * FXP + 3) & ~3); }
+template <int FXP, typename A> FG_HD A* tile_smem(A* fs, int Fy) { return fs + ((Fy * FXP + 3) & ~3); }
 
 template <typename T, int XU, int XD, int FXB, bool CL>
 __global__ void __launch_bounds__(kMaxThreads) upfirdn2d_tiled_kernel(const TileArgs<Acc<T>> a) {
@@ -531,7 +505,7 @@ template <typename A> struct GenArgs {
 };
 
 // Output element idx (0 <= idx < total).
-template <typename T, typename A> UFD_HD void general_one(const GenArgs<A>& a, int64_t idx) {
+template <typename T, typename A> FG_HD void general_one(const GenArgs<A>& a, int64_t idx) {
     int64_t q0, q1, q2, n, c, oy, ox;
     const int64_t r0 = fdivmod(a.div0, idx, &q0);
     const int64_t r1 = fdivmod(a.div1, q0, &q1);
@@ -566,7 +540,7 @@ template <typename T, typename A> UFD_HD void general_one(const GenArgs<A>& a, i
             acc = fma_acc(fr[j], ld_acc(xr + ix * a.sxw), acc);
         }
     }
-    static_cast<T*>(a.out)[n * a.son + c * a.soc + oy * a.soh + ox * a.sow] = Cvt<T>::to(acc);
+    static_cast<T*>(a.out)[n * a.son + c * a.soc + oy * a.soh + ox * a.sow] = from_acc<T>(acc);
 }
 
 template <typename T>

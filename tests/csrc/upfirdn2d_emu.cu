@@ -203,7 +203,7 @@ template <typename T> double to_d(T v) {
     else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(v);
     else return double(v);
 }
-template <typename T> T from_d(double v) { return Cvt<T>::to(Acc<T>(v)); }
+template <typename T> T from_d(double v) { return from_acc<T>(Acc<T>(v)); }
 template <typename T> int dtype_code() {
     if constexpr (std::is_same_v<T, float>) return FASTGAN_DTYPE_F32;
     else if constexpr (std::is_same_v<T, double>) return FASTGAN_DTYPE_F64;
