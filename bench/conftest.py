@@ -1,5 +1,5 @@
 """Keep bench/ out of ordinary pytest runs: collect it only when a path inside bench/ is named
-on the command line (``pytest bench/``, ``pytest bench/test_bias_act.py -k fwd``)."""
+on the command line (``pytest bench/``, ``pytest bench/test_ops.py -k fwd``)."""
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent

@@ -617,7 +617,7 @@ def plot(doc: dict, stem: str) -> list[str]:
 
 # ----------------------------------------------------------------------------------- pytest
 def pytest_cases(fam, device: str) -> list[Case]:
-    """The cases of ``bench/test_<family>.py``: the full set on CUDA; on CPU (seconds) each
+    """A family's cases in ``bench/test_ops.py``: the full set on CUDA; on CPU (seconds) each
     variant's first (smallest) shape in fp32 NCHW, every mode."""
     cases = fam.cases(device, quick=False)
     if device == "cuda":

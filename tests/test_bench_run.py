@@ -118,3 +118,22 @@ def test_suites_write_what_they_measured_when_interrupted(suite, tmp_path, monke
     assert "interrupted: writing the" in capsys.readouterr().err
     (path,) = tmp_path.glob("*.json")
     assert json.loads(path.read_text())["rows"], f"{suite} wrote no rows"
+
+
+def test_pytest_benchmark_view_covers_every_family():
+    """``pytest bench/test_ops.py`` collects every family of OP_FAMILIES, and its ref cases pass
+    their check against the eager composite (benchmarking disabled: one call each)."""
+    pytest.importorskip("pytest_benchmark")
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rN", "--benchmark-disable",
+         "bench/test_ops.py", "-k", "ref and -fwd-"],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--collect-only",
+         "bench/test_ops.py"], cwd=root, capture_output=True, text=True, timeout=600).stdout
+    for family in R.OP_FAMILIES:
+        assert f"test_op[{family}-" in collected, f"bench/test_ops.py has no {family} case"
