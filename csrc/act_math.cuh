@@ -1,9 +1,9 @@
-// fastgan: device helpers for the elementwise CUDA kernels: storage / compute scalar types, the
-// activation functions and their derivatives, multiply-high division by run-time constants, 16-byte
-// vector loads.  Shared by bias_act.cu and modconv.cu, so the activations of every CUDA kernel are
-// one code (the scalar types and read-only loads come from scalar.cuh, the host helpers from
-// host_util.cuh).  Every definition is __host__ __device__ (FG_HD) where it runs in kernels, so
-// the CPU emulation harnesses in tests/csrc/ can run the kernels' thread functions on the host.
+// fastgan: device helpers for the elementwise CUDA kernels: the activation functions and their
+// derivatives, multiply-high division by run-time constants, and 16-byte vector loads.  Shared by
+// bias_act.cu and modconv.cu, so the activations of every CUDA kernel are one code (the scalar
+// types and read-only loads come from scalar.cuh, the host helpers from host_util.cuh).  Every
+// definition is __host__ __device__ (FG_HD) where it runs in kernels, so the CPU emulation
+// harnesses in tests/csrc/ can run the kernels' thread functions on the host.
 //
 // Included by .cu files only (nvcc); everything sits in an anonymous namespace, so each translation
 // unit gets its own copy and nothing collides at link time.
